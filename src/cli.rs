@@ -1,0 +1,224 @@
+//! The command line, as clap definitions. Help and shell completions come from the same place.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "super",
+    version,
+    about = "Run multi-agent LLM orchestras (SuperOptiX-compatible), fast and repeatably",
+    long_about = "Run multi-agent LLM orchestras described in SuperOptiX's YAML format.\n\nExit codes: 0 success, 1 a task failed or a budget stopped the run, 2 bad usage or an invalid spec, 130 interrupted."
+)]
+pub struct Cli {
+    /// The project folder (holding `.super`); by default found by walking up from here
+    #[arg(long, global = true, value_name = "DIR", env = "SUPER_PROJECT")]
+    pub project: Option<PathBuf>,
+
+    /// Never use colour
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, check, draw and run orchestras
+    #[command(subcommand, visible_alias = "orch")]
+    Orchestra(OrchestraCommand),
+    /// List, show and pull agent playbooks
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage the embedded model
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Create a SuperOptiX-compatible project
+    Init(InitArgs),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrchestraCommand {
+    /// Write an orchestra from the project's agents
+    #[command(visible_alias = "cr")]
+    Create(CreateArgs),
+    /// List the project's orchestras
+    #[command(visible_alias = "ls")]
+    List,
+    /// Check an orchestra, its agents and its providers
+    Validate(ValidateArgs),
+    /// Draw the task graph
+    Graph(GraphArgs),
+    /// Run an orchestra
+    #[command(visible_alias = "ru")]
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// Treat warnings (such as unknown keys) as errors
+    #[arg(long)]
+    pub strict: bool,
+    /// Print diagnostics as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StrategyArg {
+    Sequential,
+    Parallel,
+    Mixed,
+    Hierarchical,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// What the orchestra should achieve; fills `{goal}` in task descriptions
+    #[arg(long, short = 'g')]
+    pub goal: String,
+    /// Validate and print the plan; make no call
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Show the execution order, attempts, the workspace and streamed tokens
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Print one JSON event per line on stdout, and nothing else there
+    #[arg(long)]
+    pub json: bool,
+    /// Print only failures and the summary
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Treat warnings as errors
+    #[arg(long)]
+    pub strict: bool,
+    /// Override the execution strategy
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Override `max_parallel_tasks`
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_parallel: Option<u64>,
+    /// Timeout in seconds for tasks whose file sets none (the task's `timeout_seconds` and `task_timeout_seconds` come first)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Use this provider for every task (openai, anthropic, ollama, local, vllm, groq, ...)
+    #[arg(long, env = "SUPER_PROVIDER")]
+    pub provider: Option<String>,
+    /// Use this model for every task
+    #[arg(long, env = "SUPER_MODEL")]
+    pub model: Option<String>,
+    /// Use this base URL for every task (an OpenAI-compatible server, Ollama, ...)
+    #[arg(long, env = "SUPER_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Sampling seed, where the provider supports one
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use this workspace folder instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// After a failure, still run every task that does not depend on it
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Reuse every task whose inputs match a finished output; run the rest
+    #[arg(long, conflicts_with = "from")]
+    pub resume: bool,
+    /// Rerun this task and everything downstream; reuse the tasks upstream
+    #[arg(long, value_name = "TASK")]
+    pub from: Option<String>,
+    /// Neither reuse nor store task outputs in the cache
+    #[arg(long, conflicts_with_all = ["resume", "from"])]
+    pub no_cache: bool,
+    /// Save every LLM request and response to FILE (JSON lines)
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer every LLM request from a recording; no network
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Stop before the run uses more tokens than this
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// Stop before the run costs more than this many US dollars
+    #[arg(long, value_name = "USD")]
+    pub max_cost_usd: Option<f64>,
+    /// Stop before the run makes more LLM calls than this
+    #[arg(long, value_name = "N")]
+    pub max_llm_calls: Option<u64>,
+    /// Stop starting calls after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub max_wall_seconds: Option<f64>,
+    /// CPU threads for the embedded model (default 1: faster than 2 on a busy 2-core machine)
+    #[arg(long, value_name = "N", env = "SUPER_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The orchestra's id (lower-cased, spaces become underscores)
+    pub name: String,
+    /// Use exactly these agents, in this order
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
+    #[arg(long, value_enum, default_value = "sequential")]
+    pub strategy: StrategyArg,
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// The project's agents, then the built-in library's
+    #[command(visible_alias = "ls")]
+    List,
+    /// Copy agents from the built-in library into the project
+    Pull {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Overwrite existing playbooks
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show an agent's persona, tasks, model and file
+    Show { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// What is in the model cache
+    #[command(visible_alias = "ls")]
+    List,
+    /// Print the path of the model a run would use
+    Path,
+    /// Download the embedded model from Hugging Face
+    Pull,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project's name and folder
+    pub name: String,
+}

@@ -1,0 +1,160 @@
+//! `run --dry-run`: the plan in the order a run takes it, each task with its agent,
+//! dependencies, timeout, retries and provider/model, and an estimate of tokens and cost.
+//! Makes no network call.
+
+use crate::exec::budget::PriceTable;
+use crate::exec::dispatcher::{attempts_for, build_request, effective_timeout_seconds};
+use crate::load::Loaded;
+use crate::provider::{http::estimate_tokens, Protocol, Providers, Usage};
+use std::fmt::Write as _;
+
+/// Output tokens assumed for a task whose model sets no `max_tokens`.
+const ASSUMED_OUTPUT_TOKENS: u64 = 512;
+
+pub fn render(
+    loaded: &Loaded,
+    goal: &str,
+    default_timeout: Option<u64>,
+    pricing: &PriceTable,
+    providers: Option<&Providers>,
+) -> String {
+    let plan = &loaded.plan;
+    let tasks = &loaded.spec.tasks;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "🧪 Dry run of `{}` ({}): {} tasks, strategy {}{}",
+        loaded.spec.id,
+        loaded.spec.name,
+        tasks.len(),
+        plan.strategy.as_str(),
+        if plan.strategy == crate::spec::Strategy::Parallel {
+            format!(
+                ", at most {} at once",
+                plan.phases.first().map(|p| p.concurrency).unwrap_or(1)
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "🎯 Goal: {goal}");
+    if plan.strategy == crate::spec::Strategy::Hierarchical {
+        let _ = writeln!(out, "⚠️  strategy `hierarchical` is not yet supported at run time; this plan shows the sequential order");
+    }
+    let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
+    let mut total_in = 0u64;
+    let mut total_out = 0u64;
+    let mut total_cost = 0.0;
+    let mut any_unknown_price = false;
+    let mut number = 0;
+    for (p, phase) in plan.phases.iter().enumerate() {
+        if let Some(name) = &phase.name {
+            let _ = writeln!(
+                out,
+                "\n▶ Group {} `{name}`: {}, at most {} at once",
+                p + 1,
+                phase.strategy.as_str(),
+                phase.concurrency
+            );
+        } else {
+            out.push('\n');
+        }
+        for (w, wave) in plan.waves.iter().enumerate() {
+            let in_phase: Vec<usize> = wave
+                .iter()
+                .copied()
+                .filter(|&i| plan.phase_of[i] == p)
+                .collect();
+            if in_phase.is_empty() {
+                continue;
+            }
+            if plan.strategy != crate::spec::Strategy::Sequential
+                && plan.strategy != crate::spec::Strategy::Hierarchical
+            {
+                let _ = writeln!(out, "  wave {}:", w + 1);
+            }
+            for i in in_phase {
+                number += 1;
+                let task = &tasks[i];
+                let model = &loaded.models[i];
+                let deps: Vec<&str> = plan.deps[i]
+                    .iter()
+                    .map(|&j| tasks[j].name.as_str())
+                    .collect();
+                let request = build_request(loaded, i, goal, &outputs);
+                let counted = match (model.endpoint.protocol, providers) {
+                    (Protocol::Local, Some(providers)) => crate::provider::local::count_tokens(
+                        providers.local(),
+                        &request.system,
+                        &request.user,
+                    ),
+                    _ => None,
+                };
+                let own = counted.unwrap_or_else(|| {
+                    estimate_tokens(&request.system) + estimate_tokens(&request.user)
+                });
+                let context_tokens: u64 = plan.context[i]
+                    .iter()
+                    .map(|&j| loaded.models[j].max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS))
+                    .sum();
+                let input = own + context_tokens;
+                let output = model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
+                let cost = pricing.cost(
+                    model,
+                    Usage {
+                        input_tokens: input,
+                        output_tokens: output,
+                    },
+                );
+                any_unknown_price |= !pricing.is_known(model);
+                total_in += input;
+                total_out += output;
+                total_cost += cost;
+                let _ = writeln!(
+                    out,
+                    "  {number}. {} ({}, priority {})",
+                    task.name,
+                    task.agent,
+                    task.priority.as_str()
+                );
+                let _ = writeln!(
+                    out,
+                    "     depends on: {}",
+                    if deps.is_empty() {
+                        "-".to_string()
+                    } else {
+                        deps.join(", ")
+                    }
+                );
+                let _ = writeln!(
+                    out,
+                    "     timeout {}s, {} attempt(s), {}",
+                    effective_timeout_seconds(loaded, default_timeout, i),
+                    attempts_for(loaded, i),
+                    model.label()
+                );
+                let _ = writeln!(
+                    out,
+                    "     estimate: {} prompt tokens ({}), up to {output} out, ${cost:.4}",
+                    input,
+                    if counted.is_some() {
+                        "counted with the model's tokenizer"
+                    } else {
+                        "estimated"
+                    },
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n💰 Estimated total: {total_in} prompt tokens, up to {total_out} output tokens, ${total_cost:.4}{}",
+        if any_unknown_price { " (some models have no known price; add a `pricing:` block)" } else { "" }
+    );
+    let budget = &loaded.spec.execution.budget;
+    if budget != &crate::spec::BudgetSpec::default() {
+        let _ = writeln!(out, "   budget: {budget:?}");
+    }
+    let _ = writeln!(out, "✅ The orchestra is valid. No call was made.");
+    out
+}

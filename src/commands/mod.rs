@@ -1,0 +1,179 @@
+//! The commands. Each resolves its input once, calls the library, prints through a reporter and
+//! returns an exit code: 0 success, 1 a task failed (or a refusal such as an existing file),
+//! 2 bad usage or an invalid spec, 130 interrupted.
+
+pub mod agent;
+pub mod create;
+pub mod dry_run;
+pub mod init;
+pub mod model;
+pub mod orchestra;
+pub mod run;
+
+use crate::cli::{Cli, Command, OrchestraCommand};
+use crate::diag::Diagnostics;
+use crate::project::{looks_like_path, Project, ProjectError};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A command that could not do its work: printed as `error: ...` with an optional hint.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_FAILED,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<ProjectError> for Failure {
+    fn from(error: ProjectError) -> Failure {
+        let hint = match &error {
+            ProjectError::NotFound(_) => Some(
+                "run inside a project, pass `--project DIR`, or create one with `super init NAME`"
+                    .to_string(),
+            ),
+            ProjectError::OrchestraNotFound { .. } => {
+                Some("`super orchestra list` shows the project's orchestras".to_string())
+            }
+            _ => None,
+        };
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        Failure {
+            code: EXIT_USAGE,
+            message,
+            hint,
+        }
+    }
+}
+
+pub type Outcome = Result<u8, Failure>;
+
+/// Settings every command shares.
+pub struct Context {
+    pub project_flag: Option<PathBuf>,
+    pub color: bool,
+}
+
+impl Context {
+    pub fn from_cli(cli: &Cli) -> Context {
+        let color = !cli.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stderr().is_terminal();
+        Context {
+            project_flag: cli.project.clone(),
+            color,
+        }
+    }
+
+    /// The project: `--project`, else found by walking up from the current folder.
+    pub fn project(&self) -> Result<Project, ProjectError> {
+        match &self.project_flag {
+            Some(dir) => Project::open(dir),
+            None => Project::discover(&std::env::current_dir().unwrap_or_default()),
+        }
+    }
+
+    /// An orchestra argument (id or path) to its file, and the project it belongs to.
+    pub fn orchestra(&self, argument: &str) -> Result<(PathBuf, Option<Project>), Failure> {
+        if looks_like_path(argument) {
+            let path = crate::project::absolute(std::path::Path::new(argument));
+            if !path.is_file() {
+                return Err(Failure::usage(format!(
+                    "orchestra file `{argument}` does not exist"
+                )));
+            }
+            // The project: --project, else the one around the file, else the one around here.
+            let project = match &self.project_flag {
+                Some(dir) => Some(Project::open(dir)?),
+                None => path
+                    .parent()
+                    .and_then(|dir| Project::discover(dir).ok())
+                    .or_else(|| {
+                        Project::discover(&std::env::current_dir().unwrap_or_default()).ok()
+                    }),
+            };
+            return Ok((path, project));
+        }
+        let project = self.project()?;
+        let path = project.find_orchestra(argument)?;
+        Ok((path, Some(project)))
+    }
+
+    pub fn print_diagnostics(&self, diags: &Diagnostics) {
+        if !diags.items.is_empty() {
+            eprint!("{}", diags.render(self.color));
+        }
+    }
+}
+
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn dispatch(cli: Cli) -> u8 {
+    let context = Context::from_cli(&cli);
+    let outcome = match cli.command {
+        Command::Orchestra(command) => match command {
+            OrchestraCommand::Create(args) => create::create(&context, &args),
+            OrchestraCommand::List => orchestra::list(&context),
+            OrchestraCommand::Validate(args) => orchestra::validate(&context, &args),
+            OrchestraCommand::Graph(args) => orchestra::graph(&context, &args),
+            OrchestraCommand::Run(args) => run::run(&context, &args),
+        },
+        Command::Agent(command) => agent::agent(&context, command),
+        Command::Model(command) => model::model(command),
+        Command::Init(args) => init::init(&args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "super", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            let (red, bold, reset) = if context.color {
+                ("\x1b[31m", "\x1b[1m", "\x1b[0m")
+            } else {
+                ("", "", "")
+            };
+            eprintln!("{bold}{red}error{reset}{bold}: {}{reset}", failure.message);
+            if let Some(hint) = failure.hint {
+                eprintln!("  = hint: {hint}");
+            }
+            failure.code
+        }
+    }
+}

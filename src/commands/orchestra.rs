@@ -1,0 +1,246 @@
+//! `orchestra list | validate | graph`.
+
+use super::{env_lookup, Context, Failure, Outcome, EXIT_OK, EXIT_USAGE};
+use crate::cli::{GraphArgs, GraphFormat, ValidateArgs};
+use crate::load::{load_orchestra, LoadOptions, Loaded};
+use crate::source::display_path;
+
+pub fn list(context: &Context) -> Outcome {
+    let project = context.project()?;
+    let files = project.list_orchestras();
+    if files.is_empty() {
+        println!("No orchestras in {}.", display_path(&project.root));
+        println!("Create one with `super orchestra create <name>`.");
+        return Ok(EXIT_OK);
+    }
+    let options = LoadOptions::default();
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut broken = Vec::new();
+    for file in &files {
+        match load_orchestra(Some(&project), file, &options, &env_lookup) {
+            Ok(loaded) => {
+                let agents: Vec<String> = loaded.agents.keys().map(|a| a.to_string()).collect();
+                rows.push([
+                    loaded.spec.id.to_string(),
+                    loaded.spec.name.clone(),
+                    shorten(&loaded.spec.description, 50),
+                    agents.join(", "),
+                    loaded.spec.tasks.len().to_string(),
+                ]);
+            }
+            Err(diags) => {
+                let id = crate::spec::orchestra::file_stem_id(file);
+                let first = diags
+                    .items
+                    .iter()
+                    .find(|d| d.severity == crate::diag::Severity::Error);
+                let error = first
+                    .map(|d| format!("{} {}", d.position(), d.message))
+                    .unwrap_or_default();
+                rows.push([
+                    id,
+                    "(invalid)".into(),
+                    shorten(error.trim(), 70),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                broken.push(display_path(file));
+            }
+        }
+    }
+    let headers = ["ID", "Name", "Description", "Agents", "Tasks"];
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(headers.map(str::to_string).to_vec()));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  ")
+    );
+    for row in rows {
+        println!("{}", line(row.to_vec()));
+    }
+    if !broken.is_empty() {
+        eprintln!(
+            "\n{} invalid: {}; run `super orchestra validate <file>` for details",
+            broken.len(),
+            broken.join(", ")
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max - 1).collect::<String>())
+    }
+}
+
+pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
+    let (path, project) = context.orchestra(&args.orchestra)?;
+    let options = LoadOptions {
+        strict: args.strict,
+        check_environment: true,
+        ..LoadOptions::default()
+    };
+    let result = load_orchestra(project.as_ref(), &path, &options, &env_lookup);
+    let diags = match &result {
+        Ok(loaded) => loaded.warnings.clone(),
+        Err(diags) => diags.clone(),
+    };
+    if args.json {
+        let document = serde_json::json!({
+            "file": display_path(&path),
+            "valid": result.is_ok(),
+            "diagnostics": diags.to_json(),
+        });
+        println!("{document}");
+    } else {
+        context.print_diagnostics(&diags);
+    }
+    match result {
+        Ok(loaded) => {
+            if !args.json {
+                println!("{}", valid_line(&loaded, &path));
+            }
+            Ok(EXIT_OK)
+        }
+        Err(diags) => {
+            if !args.json {
+                eprintln!(
+                    "❌ {} is invalid: {} error{}, {} warning{}",
+                    display_path(&path),
+                    diags.error_count(),
+                    if diags.error_count() == 1 { "" } else { "s" },
+                    diags.warning_count(),
+                    if diags.warning_count() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(EXIT_USAGE)
+        }
+    }
+}
+
+pub fn valid_line(loaded: &Loaded, path: &std::path::Path) -> String {
+    format!(
+        "✅ {} is valid: orchestra `{}`, {} tasks, {} agents, strategy {}{}",
+        display_path(path),
+        loaded.spec.id,
+        loaded.spec.tasks.len(),
+        loaded.agents.len(),
+        loaded.plan.strategy.as_str(),
+        match loaded.warnings.warning_count() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        }
+    )
+}
+
+pub fn graph(context: &Context, args: &GraphArgs) -> Outcome {
+    let (path, project) = context.orchestra(&args.orchestra)?;
+    let options = LoadOptions::default();
+    let loaded = match load_orchestra(project.as_ref(), &path, &options, &env_lookup) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            context.print_diagnostics(&diags);
+            return Err(Failure::usage(format!(
+                "`{}` is invalid; nothing to draw",
+                display_path(&path)
+            )));
+        }
+    };
+    print!("{}", render_graph(&loaded, args.format));
+    Ok(EXIT_OK)
+}
+
+fn quote_label(text: &str) -> String {
+    text.replace('"', "'")
+}
+
+pub fn render_graph(loaded: &Loaded, format: GraphFormat) -> String {
+    let tasks = &loaded.spec.tasks;
+    let plan = &loaded.plan;
+    let mut out = String::new();
+    match format {
+        GraphFormat::Mermaid => {
+            out.push_str("graph TD\n");
+            for &i in &plan.order {
+                let task = &tasks[i];
+                out.push_str(&format!(
+                    "    {}[\"{}<br/>{} · {}\"]\n",
+                    node_id(i),
+                    quote_label(task.name.as_str()),
+                    quote_label(task.agent.as_str()),
+                    task.priority.as_str()
+                ));
+            }
+            for &i in &plan.order {
+                for &j in &plan.deps[i] {
+                    let arrow = if plan.context[i].contains(&j) {
+                        "-->"
+                    } else {
+                        "-.->"
+                    };
+                    out.push_str(&format!("    {} {arrow} {}\n", node_id(j), node_id(i)));
+                }
+            }
+        }
+        GraphFormat::Dot => {
+            out.push_str(&format!(
+                "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n",
+                quote_label(loaded.spec.id.as_str())
+            ));
+            for &i in &plan.order {
+                let task = &tasks[i];
+                out.push_str(&format!(
+                    "    \"{}\" [label=\"{}\\n{} · {}\"];\n",
+                    quote_label(task.name.as_str()),
+                    quote_label(task.name.as_str()),
+                    quote_label(task.agent.as_str()),
+                    task.priority.as_str()
+                ));
+            }
+            for &i in &plan.order {
+                for &j in &plan.deps[i] {
+                    let style = if plan.context[i].contains(&j) {
+                        ""
+                    } else {
+                        " [style=dashed]"
+                    };
+                    out.push_str(&format!(
+                        "    \"{}\" -> \"{}\"{style};\n",
+                        quote_label(tasks[j].name.as_str()),
+                        quote_label(tasks[i].name.as_str())
+                    ));
+                }
+            }
+            out.push_str("}\n");
+        }
+    }
+    out
+}
+
+fn node_id(index: usize) -> String {
+    format!("t{index}")
+}

@@ -1,0 +1,259 @@
+//! `orchestra run`: resolve the arguments once, load and check, then either print the plan
+//! (`--dry-run`) or run it: lock the workspace, file the previous run under `history/`,
+//! execute, write metrics and trace, and map the outcome to an exit code.
+
+use super::{
+    env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
+};
+use crate::cli::{RunArgs, StrategyArg};
+use crate::exec::budget::PriceTable;
+use crate::exec::record::{Recorder, Replayer};
+use crate::exec::{execute, ExecConfig, Interrupt, Reuse, RunEvent};
+use crate::load::{load_orchestra, LoadOptions};
+use crate::plan::PlanOptions;
+use crate::provider::{ModelOverrides, Providers};
+use crate::report::{human::HumanReporter, json::JsonReporter, Reporter};
+use crate::spec::{BudgetSpec, Strategy};
+use crate::workspace::{write_atomic, RunStatus, Workspace, WorkspaceLock};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+fn strategy(arg: StrategyArg) -> Strategy {
+    match arg {
+        StrategyArg::Sequential => Strategy::Sequential,
+        StrategyArg::Parallel => Strategy::Parallel,
+        StrategyArg::Mixed => Strategy::Mixed,
+        StrategyArg::Hierarchical => Strategy::Hierarchical,
+    }
+}
+
+pub fn run(context: &Context, args: &RunArgs) -> Outcome {
+    if args.goal.trim().is_empty() {
+        return Err(Failure::usage("the goal is empty")
+            .hint("pass `--goal \"what the orchestra should achieve\"`"));
+    }
+    let (path, project) = context.orchestra(&args.orchestra)?;
+    let options = LoadOptions {
+        strict: args.strict,
+        plan: PlanOptions {
+            strategy: args.strategy.map(strategy),
+            max_parallel: args.max_parallel.map(|n| n as usize),
+        },
+        overrides: ModelOverrides {
+            provider: args.provider.clone().filter(|s| !s.trim().is_empty()),
+            model: args.model.clone().filter(|s| !s.trim().is_empty()),
+            base_url: args.base_url.clone().filter(|s| !s.trim().is_empty()),
+            seed: args.seed,
+            temperature: None,
+            max_tokens: None,
+        },
+        // A replayed run needs neither keys nor a model: nothing is called.
+        check_environment: args.replay.is_none(),
+    };
+    let loaded = match load_orchestra(project.as_ref(), &path, &options, &env_lookup) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "invalid", "diagnostics": diags.to_json()})
+                );
+            } else {
+                context.print_diagnostics(&diags);
+                eprintln!(
+                    "❌ {} is invalid; nothing was run",
+                    crate::source::display_path(&path)
+                );
+            }
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if !args.json {
+        context.print_diagnostics(&loaded.warnings);
+    }
+    if loaded.spec.tasks.is_empty() {
+        return Err(Failure::usage(format!("orchestra `{}` has no tasks; nothing to run", loaded.spec.id))
+            .hint("pull agents with `super agent pull NAME` and recreate it with `super orchestra create --force`"));
+    }
+    let mut budget = loaded.spec.execution.budget.clone();
+    budget = BudgetSpec {
+        max_tokens: args.max_tokens.or(budget.max_tokens),
+        max_cost_usd: args.max_cost_usd.or(budget.max_cost_usd),
+        max_llm_calls: args.max_llm_calls.or(budget.max_llm_calls),
+        max_wall_seconds: args.max_wall_seconds.or(budget.max_wall_seconds),
+    };
+    let pricing = PriceTable::new(loaded.spec.pricing.clone());
+    set_threads(args.threads);
+
+    if args.dry_run {
+        let providers = Providers::new().ok();
+        let text = super::dry_run::render(
+            &loaded,
+            &args.goal,
+            args.timeout,
+            &pricing,
+            providers.as_ref(),
+        );
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "dry_run", "orchestra": loaded.spec.id.to_string(), "valid": true, "plan": text})
+            );
+        } else {
+            print!("{text}");
+        }
+        return Ok(EXIT_OK);
+    }
+    if loaded.plan.strategy == Strategy::Hierarchical {
+        return Err(Failure::usage("strategy `hierarchical` is not yet supported at run time")
+            .hint("run it with `--strategy sequential` or `--strategy parallel`; `--dry-run` shows the plan"));
+    }
+    let reuse = if args.no_cache {
+        Reuse::Off
+    } else if args.resume {
+        Reuse::Resume
+    } else if let Some(from) = &args.from {
+        match loaded.spec.task_index(from.trim()) {
+            Some(index) => Reuse::From(index),
+            None => {
+                let names: Vec<&str> = loaded.spec.tasks.iter().map(|t| t.name.as_str()).collect();
+                let hint = match crate::diag::did_you_mean(from, names.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!("tasks are: {}", names.join(", ")),
+                };
+                return Err(
+                    Failure::usage(format!("`--from {from}`: no task has this name")).hint(hint),
+                );
+            }
+        }
+    } else {
+        Reuse::Fresh
+    };
+    let replay = match &args.replay {
+        Some(file) => Some(Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?),
+        None => None,
+    };
+    let record = match &args.record {
+        Some(file) => Some(Recorder::create(file).map_err(|e| {
+            Failure::usage(format!(
+                "failed to create the recording `{}`: {e}",
+                file.display()
+            ))
+        })?),
+        None => None,
+    };
+
+    // The workspace: --workspace, else the file's path relative to the project root.
+    let base = project.as_ref().map(|p| p.root.clone()).unwrap_or_else(|| {
+        path.parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    });
+    let root = match &args.workspace {
+        Some(dir) => crate::project::absolute(dir),
+        None => crate::project::absolute(&base.join(&loaded.spec.workspace_path)),
+    };
+    let workspace = Workspace::new(root);
+    let lock =
+        WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
+    if let Some(pid) = lock.taken_over_from {
+        eprintln!("warning: took over the workspace lock left by process {pid}, which is no longer running");
+    }
+    let archived = workspace.archive_previous().map_err(|e| {
+        Failure::refused(format!(
+            "failed to move the previous run into `history/`: {e}"
+        ))
+    })?;
+    workspace.create_layout().map_err(|e| {
+        Failure::refused(format!(
+            "failed to create the workspace `{}`: {e}",
+            workspace.root.display()
+        ))
+    })?;
+
+    let providers = Providers::new().map_err(Failure::refused)?;
+    let config = ExecConfig {
+        run_id: crate::exec::ids::run_id(),
+        goal: args.goal.trim().to_string(),
+        default_timeout_seconds: args.timeout,
+        keep_going: args.keep_going,
+        reuse,
+        retry_base: crate::exec::retry::base_delay(),
+        budget,
+        pricing,
+        record,
+        replay,
+        checkpoint_interval: Duration::from_millis(200),
+    };
+    let mut reporter = if args.json {
+        Reporter::Json(JsonReporter::default())
+    } else {
+        let progress = std::io::stderr().is_terminal()
+            && !context_no_color(context)
+            && !args.quiet
+            && !args.verbose;
+        Reporter::Human(HumanReporter::new(args.verbose, args.quiet, progress))
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
+    let manifest = runtime.block_on(async {
+        let (interrupt_sender, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = interrupt_sender.send(Interrupt::Drain);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    let _ = interrupt_sender.send(Interrupt::Abort);
+                }
+            }
+        });
+        let manifest = execute(
+            &loaded,
+            &workspace,
+            &config,
+            &providers,
+            archived,
+            &mut interrupts,
+            &mut |event| reporter.report(event),
+        )
+        .await;
+        watcher.abort();
+        manifest
+    });
+
+    if loaded.spec.execution.enable_metrics {
+        if let Ok(bytes) = serde_json::to_vec_pretty(&crate::report::files::metrics(&manifest)) {
+            let _ = write_atomic(&workspace.path(crate::workspace::files::METRICS), &bytes);
+        }
+    }
+    if loaded.spec.execution.enable_trace {
+        let _ = write_atomic(
+            &workspace.path(crate::workspace::files::TRACE),
+            crate::report::files::trace(&manifest).as_bytes(),
+        );
+    }
+    let status = manifest.status;
+    reporter.report(&RunEvent::RunFinished {
+        manifest: Box::new(manifest),
+    });
+    drop(lock);
+    Ok(match status {
+        RunStatus::Succeeded => EXIT_OK,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+        RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
+    })
+}
+
+fn context_no_color(context: &Context) -> bool {
+    !context.color
+}
+
+/// The embedded model's thread count; must be set before any thread pool starts.
+fn set_threads(threads: Option<usize>) {
+    #[cfg(feature = "local")]
+    super_local::set_threads(threads.unwrap_or(1).max(1));
+    #[cfg(not(feature = "local"))]
+    let _ = threads;
+}

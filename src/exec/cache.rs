@@ -1,0 +1,74 @@
+//! The content-addressed task cache. A task's key hashes everything its output depends on:
+//! provider, model and generation parameters, the rendered prompts, `expected_output` and the
+//! hashes of its context tasks' outputs. Outputs live in `.cache/<key>.json`, so `--resume`
+//! and `--from` reuse exactly the tasks whose inputs did not change.
+
+use crate::provider::{ChatRequest, ModelChoice, Usage};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The key of one task's call.
+pub fn task_key(
+    choice: &ModelChoice,
+    request: &ChatRequest,
+    expected_output: Option<&str>,
+    context_hashes: &[String],
+) -> String {
+    let canonical = serde_json::json!({
+        "provider": choice.endpoint.provider,
+        "model": request.model,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "top_p": request.top_p,
+        "seed": request.seed,
+        "system": request.system,
+        "user": request.user,
+        "expected_output": expected_output,
+        "context": context_hashes,
+    });
+    sha256_hex(canonical.to_string().as_bytes())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheEntry {
+    pub key: String,
+    pub task: String,
+    pub provider: String,
+    pub model: String,
+    pub output: String,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskCache {
+    dir: PathBuf,
+}
+
+impl TaskCache {
+    pub fn new(dir: &Path) -> TaskCache {
+        TaskCache {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// A finished output for this key, if one is stored whole.
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
+        (entry.key == key).then_some(entry)
+    }
+
+    pub fn put(&self, entry: &CacheEntry) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        crate::workspace::write_atomic(&self.path(&entry.key), &bytes)
+    }
+}

@@ -1,0 +1,18 @@
+//! `super`: runs multi-agent LLM orchestras described in SuperOptiX's YAML format.
+
+pub mod cli;
+pub mod commands;
+pub mod diag;
+pub mod exec;
+pub mod library;
+pub mod load;
+pub mod names;
+pub mod plan;
+pub mod project;
+pub mod prompt;
+pub mod provider;
+pub mod report;
+pub mod source;
+pub mod spec;
+pub mod workspace;
+pub mod yaml;

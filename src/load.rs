@@ -1,0 +1,220 @@
+//! From a file to a runnable orchestra: read and decode the orchestra, load each agent's
+//! playbook from the project, build the plan, and resolve every task's provider and model.
+//! Every problem found on the way is collected, so validate reports them all at once.
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::names::AgentName;
+use crate::plan::{Plan, PlanOptions};
+use crate::project::Project;
+use crate::provider::{self, ModelChoice, ModelOverrides, Protocol, ResolveError};
+use crate::source::SourceFile;
+use crate::spec::{decode_agent, decode_orchestra, AgentSpec, OrchestraSpec};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub strict: bool,
+    pub plan: PlanOptions,
+    pub overrides: ModelOverrides,
+    /// Check what a run needs from this machine: API keys and the embedded model.
+    pub check_environment: bool,
+}
+
+/// An orchestra that passed every check.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub spec: OrchestraSpec,
+    pub agents: BTreeMap<AgentName, AgentSpec>,
+    pub plan: Plan,
+    /// Each task's provider and model, by task index.
+    pub models: Vec<ModelChoice>,
+    /// Warnings found on the way (none under `--strict`: they became errors).
+    pub warnings: Diagnostics,
+}
+
+/// Reads and parses a YAML file, reporting a failure as a diagnostic.
+pub fn read_yaml(path: &Path) -> Result<(Arc<SourceFile>, crate::yaml::Node), Diagnostic> {
+    let file = SourceFile::read(path).map_err(|e| {
+        Diagnostic::error(format!(
+            "failed to read `{}`: {e}",
+            crate::source::display_path(path)
+        ))
+        .hint("check the path and that the file is readable UTF-8 text")
+    })?;
+    let root = crate::yaml::parse(&file)?;
+    Ok((file, root))
+}
+
+/// Loads one playbook file.
+pub fn load_agent(path: &Path, fallback_name: &str, diags: &mut Diagnostics) -> Option<AgentSpec> {
+    match read_yaml(path) {
+        Ok((file, root)) => decode_agent(&file, &root, fallback_name, diags),
+        Err(diagnostic) => {
+            diags.push(diagnostic);
+            None
+        }
+    }
+}
+
+pub fn load_orchestra(
+    project: Option<&Project>,
+    path: &Path,
+    options: &LoadOptions,
+    env: provider::endpoint::EnvLookup<'_>,
+) -> Result<Loaded, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let (file, root) = match read_yaml(path) {
+        Ok(parsed) => parsed,
+        Err(diagnostic) => {
+            diags.push(diagnostic);
+            return Err(diags);
+        }
+    };
+    let spec = decode_orchestra(&file, &root, &mut diags);
+    let Some(spec) = spec else {
+        return Err(diags);
+    };
+
+    // Each agent's playbook, loaded once.
+    let mut agents: BTreeMap<AgentName, AgentSpec> = BTreeMap::new();
+    let mut missing: Vec<AgentName> = Vec::new();
+    for task in &spec.tasks {
+        if agents.contains_key(&task.agent) || missing.contains(&task.agent) {
+            if missing.contains(&task.agent) {
+                diags.push(missing_agent(&spec, task, project));
+            }
+            continue;
+        }
+        let found = project.and_then(|p| p.find_agent(task.agent.as_str()));
+        match found {
+            Some(playbook) => match load_agent(&playbook, task.agent.as_str(), &mut diags) {
+                Some(agent) => {
+                    agents.insert(task.agent.clone(), agent);
+                }
+                None => missing.push(task.agent.clone()),
+            },
+            None => {
+                diags.push(missing_agent(&spec, task, project));
+                missing.push(task.agent.clone());
+            }
+        }
+    }
+
+    let plan = Plan::build(&spec, options.plan, &mut diags);
+
+    let mut models = Vec::with_capacity(spec.tasks.len());
+    let mut resolved: BTreeMap<AgentName, Option<ModelChoice>> = BTreeMap::new();
+    let mut override_error_shown = false;
+    let mut local_checked = false;
+    for task in &spec.tasks {
+        let Some(agent) = agents.get(&task.agent) else {
+            continue;
+        };
+        let entry = resolved.entry(task.agent.clone()).or_insert_with(|| {
+            match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
+                Ok(choice) => Some(choice),
+                Err(error) => {
+                    let from_playbook = match &error {
+                        ResolveError::UnknownProvider { from_playbook, .. }
+                        | ResolveError::MissingKey { from_playbook, .. } => *from_playbook,
+                        ResolveError::MissingModel { .. } => {
+                            options.overrides.model.is_none()
+                                && options.overrides.provider.is_none()
+                        }
+                    };
+                    let needs_environment = matches!(error, ResolveError::MissingKey { .. });
+                    if needs_environment && !options.check_environment {
+                        return None;
+                    }
+                    let mut diagnostic =
+                        Diagnostic::error(format!("agent `{}`: {}", agent.name, error.message()))
+                            .hint(error.hint());
+                    let lm = agent.language_model.as_ref();
+                    if from_playbook {
+                        if let Some(lm) = lm {
+                            diagnostic = diagnostic.at(
+                                &agent.file,
+                                lm.provider_loc.unwrap_or(lm.loc),
+                                "this provider",
+                            );
+                        }
+                        diags.push(diagnostic);
+                    } else if !override_error_shown {
+                        override_error_shown = true;
+                        diags.push(Diagnostic::error(error.message()).hint(error.hint()));
+                    }
+                    None
+                }
+            }
+        });
+        if let Some(choice) = entry.clone() {
+            if choice.endpoint.protocol == Protocol::Local
+                && options.check_environment
+                && !local_checked
+            {
+                local_checked = true;
+                if let Some(reason) = provider::local::unavailable_reason() {
+                    diags.push(
+                        Diagnostic::error(format!("task `{}` runs on the embedded model, but {reason}", task.name))
+                            .at(&spec.file, task.agent_loc, "this agent has no `language_model`, so it uses `local`")
+                            .hint("fetch it with `scripts/fetch-model.sh` (or `super model pull`), or pick a provider with `--provider`"),
+                    );
+                }
+            }
+            models.push(choice);
+        }
+    }
+
+    if options.strict {
+        diags.promote_warnings();
+    }
+    match plan {
+        Some(plan) if !diags.has_errors() && models.len() == spec.tasks.len() => Ok(Loaded {
+            spec,
+            agents,
+            plan,
+            models,
+            warnings: diags,
+        }),
+        _ => {
+            if !diags.has_errors() {
+                diags.push(Diagnostic::error("the orchestra could not be planned"));
+            }
+            Err(diags)
+        }
+    }
+}
+
+fn missing_agent(
+    spec: &OrchestraSpec,
+    task: &crate::spec::TaskSpec,
+    project: Option<&Project>,
+) -> Diagnostic {
+    let hint = match (crate::library::find(task.agent.as_str()), project) {
+        (_, None) => "no `.super` project was found; run inside a project or pass `--project DIR`"
+            .to_string(),
+        (Some(_), Some(_)) => format!(
+            "`{}` is in the built-in library: run `super agent pull {}`",
+            task.agent, task.agent
+        ),
+        (None, Some(project)) => format!(
+            "looked for `{}/playbook/{}_playbook.yaml` in {}",
+            task.agent,
+            task.agent,
+            project
+                .agent_dirs()
+                .iter()
+                .map(|d| format!("`{}`", crate::source::display_path(d)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    Diagnostic::error(format!(
+        "task `{}` uses agent `{}`, which has no playbook in the project",
+        task.name, task.agent
+    ))
+    .at(&spec.file, task.agent_loc, "no playbook for this agent")
+    .hint(hint)
+}

@@ -1,0 +1,543 @@
+//! The plan: the task graph built from `context` and `dependencies`, checked for unknown names
+//! and cycles, split into phases (one for sequential and parallel, one per task group for
+//! mixed), and the scheduler that picks which ready task starts next: by priority, then by file
+//! order. The dry run and the executor use the same scheduler, so the printed order is the
+//! order a run takes.
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::spec::{OrchestraSpec, Priority, Strategy, TaskRef};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// The task group's name under `mixed`.
+    pub name: Option<String>,
+    pub strategy: Strategy,
+    pub concurrency: usize,
+    pub tasks: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub strategy: Strategy,
+    /// Every task's prerequisites (context and dependencies), each once, in file order.
+    pub deps: Vec<Vec<usize>>,
+    /// The tasks whose output goes into each task's prompt, in plan order.
+    pub context: Vec<Vec<usize>>,
+    pub dependents: Vec<Vec<usize>>,
+    pub phases: Vec<Phase>,
+    pub phase_of: Vec<usize>,
+    pub priority: Vec<Priority>,
+    /// Start order when every task succeeds, and each task's place in it.
+    pub order: Vec<usize>,
+    pub position: Vec<usize>,
+    /// Groups of tasks that start together when every task takes the same time.
+    pub waves: Vec<Vec<usize>>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    pub strategy: Option<Strategy>,
+    pub max_parallel: Option<usize>,
+}
+
+impl Plan {
+    pub fn build(
+        spec: &OrchestraSpec,
+        options: PlanOptions,
+        diags: &mut Diagnostics,
+    ) -> Option<Plan> {
+        let file = &spec.file;
+        let n = spec.tasks.len();
+        let index: HashMap<&str, usize> = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
+        let errors_before = diags.error_count();
+
+        let resolve = |reference: &TaskRef,
+                       owner: &str,
+                       field: &str,
+                       diags: &mut Diagnostics|
+         -> Option<usize> {
+            if let Some(&i) = index.get(reference.name.as_str()) {
+                return Some(i);
+            }
+            if spec.rejected_task_names.contains(&reference.name) {
+                return None;
+            }
+            let hint = match did_you_mean(&reference.name, names.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None if names.is_empty() => "the orchestra has no valid tasks".to_string(),
+                None => format!("tasks are: {}", names.join(", ")),
+            };
+            diags.push(
+                Diagnostic::error(format!(
+                    "task `{owner}` has `{field}` naming unknown task `{}`",
+                    reference.name
+                ))
+                .at(file, reference.loc, "no task has this name")
+                .hint(hint),
+            );
+            None
+        };
+
+        let mut deps = vec![Vec::new(); n];
+        let mut context = vec![Vec::new(); n];
+        // For each edge, where it was written, so a cycle can point at it.
+        let mut edge_loc: HashMap<(usize, usize), crate::source::Loc> = HashMap::new();
+        for (i, task) in spec.tasks.iter().enumerate() {
+            for reference in &task.context {
+                if let Some(j) = resolve(reference, task.name.as_str(), "context", diags) {
+                    if !context[i].contains(&j) {
+                        context[i].push(j);
+                    }
+                    if !deps[i].contains(&j) {
+                        deps[i].push(j);
+                    }
+                    edge_loc.entry((i, j)).or_insert(reference.loc);
+                }
+            }
+            for dependency in &task.dependencies {
+                if let Some(j) =
+                    resolve(&dependency.task, task.name.as_str(), "dependencies", diags)
+                {
+                    if !deps[i].contains(&j) {
+                        deps[i].push(j);
+                    }
+                    edge_loc.entry((i, j)).or_insert(dependency.task.loc);
+                }
+            }
+        }
+        let mut dependents = vec![Vec::new(); n];
+        for (i, list) in deps.iter().enumerate() {
+            for &j in list {
+                dependents[j].push(i);
+            }
+        }
+
+        // Cycles: Kahn's algorithm, then walk what is left to name each cycle.
+        let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut resolved = vec![false; n];
+        while let Some(i) = queue.pop() {
+            resolved[i] = true;
+            for &k in &dependents[i] {
+                indegree[k] -= 1;
+                if indegree[k] == 0 {
+                    queue.push(k);
+                }
+            }
+        }
+        let mut visited = vec![false; n];
+        for start in 0..n {
+            if resolved[start] || visited[start] {
+                continue;
+            }
+            let mut path: Vec<usize> = Vec::new();
+            let mut on_path = HashMap::new();
+            let mut node = start;
+            loop {
+                if let Some(&at) = on_path.get(&node) {
+                    let cycle: Vec<usize> = path[at..].to_vec();
+                    let mut chain: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+                    chain.push(names[cycle[0]]);
+                    let first = cycle[0];
+                    let next = *cycle.get(1).unwrap_or(&cycle[0]);
+                    let loc = edge_loc
+                        .get(&(first, next))
+                        .copied()
+                        .unwrap_or(spec.tasks[first].name_loc);
+                    diags.push(
+                        Diagnostic::error(format!("dependency cycle: {}", chain.join(" -> ")))
+                            .at(file, loc, format!("`{}` waits for `{}`", names[first], names[next]))
+                            .hint(format!(
+                                "tasks {} wait for each other; remove one of these `context`/`dependencies` entries",
+                                cycle.iter().map(|&i| format!("`{}`", names[i])).collect::<Vec<_>>().join(", ")
+                            )),
+                    );
+                    break;
+                }
+                if visited[node] {
+                    break;
+                }
+                visited[node] = true;
+                on_path.insert(node, path.len());
+                path.push(node);
+                match deps[node].iter().copied().find(|&j| !resolved[j]) {
+                    Some(j) => node = j,
+                    None => break,
+                }
+            }
+            for &p in &path {
+                visited[p] = true;
+            }
+        }
+
+        let strategy = options.strategy.unwrap_or(spec.execution.strategy);
+        let max_parallel = options
+            .max_parallel
+            .unwrap_or(spec.execution.max_parallel_tasks)
+            .max(1);
+        let (phases, phase_of) = build_phases(spec, strategy, max_parallel, &index, &deps, diags);
+
+        if diags.error_count() > errors_before {
+            return None;
+        }
+        let priority: Vec<Priority> = spec.tasks.iter().map(|t| t.priority).collect();
+        let mut plan = Plan {
+            strategy,
+            deps,
+            context,
+            dependents,
+            phases,
+            phase_of,
+            priority,
+            order: Vec::new(),
+            position: vec![0; n],
+            waves: Vec::new(),
+        };
+        plan.simulate();
+        // Context is shown in plan order, whatever order it was written in.
+        let position = plan.position.clone();
+        for list in &mut plan.context {
+            list.sort_by_key(|&j| position[j]);
+        }
+        Some(plan)
+    }
+
+    pub fn len(&self) -> usize {
+        self.deps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deps.is_empty()
+    }
+
+    fn simulate(&mut self) {
+        let mut scheduler = Scheduler::new(self);
+        let mut waves = Vec::new();
+        loop {
+            let mut wave = Vec::new();
+            while let Some(task) = scheduler.next_ready() {
+                wave.push(task);
+            }
+            if wave.is_empty() {
+                break;
+            }
+            for &task in &wave {
+                scheduler.finish(task, true);
+            }
+            waves.push(wave);
+        }
+        self.order = waves.iter().flatten().copied().collect();
+        for (place, &task) in self.order.iter().enumerate() {
+            self.position[task] = place;
+        }
+        self.waves = waves;
+    }
+
+    /// Tasks no other task waits for: their outputs make the final result.
+    pub fn sinks(&self) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| self.dependents[i].is_empty())
+            .collect()
+    }
+
+    /// `task` and everything downstream of it.
+    pub fn downstream(&self, task: usize) -> Vec<bool> {
+        let mut marked = vec![false; self.len()];
+        let mut stack = vec![task];
+        while let Some(i) = stack.pop() {
+            if !marked[i] {
+                marked[i] = true;
+                stack.extend(self.dependents[i].iter().copied());
+            }
+        }
+        marked
+    }
+}
+
+fn build_phases(
+    spec: &OrchestraSpec,
+    strategy: Strategy,
+    max_parallel: usize,
+    index: &HashMap<&str, usize>,
+    deps: &[Vec<usize>],
+    diags: &mut Diagnostics,
+) -> (Vec<Phase>, Vec<usize>) {
+    let n = spec.tasks.len();
+    let file = &spec.file;
+    let all = |strategy, concurrency| Phase {
+        name: None,
+        strategy,
+        concurrency,
+        tasks: (0..n).collect(),
+    };
+    match strategy {
+        Strategy::Sequential | Strategy::Hierarchical => {
+            if !spec.execution.task_groups.is_empty() && strategy == Strategy::Sequential {
+                let group = &spec.execution.task_groups[0];
+                diags.push(
+                    Diagnostic::warning(
+                        "`task_groups` are used only with `strategy: mixed`; they are ignored",
+                    )
+                    .at(file, group.loc, "ignored under this strategy")
+                    .hint("set `strategy: mixed` to run the groups in order"),
+                );
+            }
+            (vec![all(strategy, 1)], vec![0; n])
+        }
+        Strategy::Parallel => (vec![all(Strategy::Parallel, max_parallel)], vec![0; n]),
+        Strategy::Mixed => {
+            let groups = &spec.execution.task_groups;
+            if groups.is_empty() {
+                diags.push(
+                    Diagnostic::error("strategy `mixed` needs `task_groups`")
+                        .at(file, spec.tasks.first().map(|t| t.name_loc).unwrap_or_default(), "no group says when this runs")
+                        .hint("add `execution.task_groups: [{name, tasks: [...], execution_strategy: parallel}]`"),
+                );
+                return (vec![all(Strategy::Sequential, 1)], vec![0; n]);
+            }
+            let mut phase_of = vec![usize::MAX; n];
+            let mut phases = Vec::new();
+            for (g, group) in groups.iter().enumerate() {
+                let mut tasks = Vec::new();
+                for reference in &group.tasks {
+                    let Some(&i) = index.get(reference.name.as_str()) else {
+                        if spec.rejected_task_names.contains(&reference.name) {
+                            continue;
+                        }
+                        let hint = match did_you_mean(&reference.name, index.keys().copied()) {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => "every name in a group must be a task of this orchestra".into(),
+                        };
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "task group `{}` names unknown task `{}`",
+                                group.name, reference.name
+                            ))
+                            .at(file, reference.loc, "no task has this name")
+                            .hint(hint),
+                        );
+                        continue;
+                    };
+                    if phase_of[i] != usize::MAX {
+                        let first: &str = &groups[phase_of[i]].name;
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "task `{}` is in two task groups: `{first}` and `{}`",
+                                reference.name, group.name
+                            ))
+                            .at(file, reference.loc, "already in another group")
+                            .hint(format!("keep `{}` in one group only", reference.name)),
+                        );
+                        continue;
+                    }
+                    phase_of[i] = g;
+                    tasks.push(i);
+                }
+                let concurrency = match group.execution_strategy {
+                    Strategy::Parallel => group.max_concurrency.unwrap_or(max_parallel).max(1),
+                    _ => 1,
+                };
+                phases.push(Phase {
+                    name: Some(group.name.clone()),
+                    strategy: group.execution_strategy,
+                    concurrency,
+                    tasks,
+                });
+            }
+            let ungrouped: Vec<usize> = (0..n).filter(|&i| phase_of[i] == usize::MAX).collect();
+            if !ungrouped.is_empty() {
+                for &i in &ungrouped {
+                    diags.push(
+                        Diagnostic::warning(format!(
+                            "task `{}` is in no task group; it runs after the last group",
+                            spec.tasks[i].name
+                        ))
+                        .at(
+                            file,
+                            spec.tasks[i].name_loc,
+                            "not in any `task_groups` entry",
+                        )
+                        .hint("add it to one of the `task_groups`"),
+                    );
+                    phase_of[i] = phases.len();
+                }
+                phases.push(Phase {
+                    name: Some("ungrouped".into()),
+                    strategy: Strategy::Sequential,
+                    concurrency: 1,
+                    tasks: ungrouped,
+                });
+            }
+            // Groups run in order: a task cannot wait for a task of a later group.
+            for (i, list) in deps.iter().enumerate() {
+                for &j in list {
+                    if phase_of[j] > phase_of[i] && phase_of[j] != usize::MAX {
+                        let task = &spec.tasks[i];
+                        let loc = task
+                            .context
+                            .iter()
+                            .chain(task.dependencies.iter().map(|d| &d.task))
+                            .find(|r| r.name == spec.tasks[j].name.as_str())
+                            .map(|r| r.loc)
+                            .unwrap_or(task.name_loc);
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "task `{}` (group `{}`) waits for `{}`, which is in the later group `{}`",
+                                task.name,
+                                phases[phase_of[i]].name.as_deref().unwrap_or_default(),
+                                spec.tasks[j].name,
+                                phases[phase_of[j]].name.as_deref().unwrap_or_default()
+                            ))
+                            .at(file, loc, "this task runs in a later group")
+                            .hint("groups run in order: move one of the two tasks so the dependency comes first"),
+                        );
+                    }
+                }
+            }
+            (phases, phase_of)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    Waiting,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// Decides which task starts next. Ready tasks are taken by priority (critical first), then
+/// by their order in the file; each phase starts once the previous one has ended.
+pub struct Scheduler<'p> {
+    plan: &'p Plan,
+    state: Vec<SlotState>,
+    waiting_on: Vec<usize>,
+    phase: usize,
+    running: usize,
+    ready: BinaryHeap<(Priority, Reverse<usize>)>,
+    phase_left: Vec<usize>,
+}
+
+impl<'p> Scheduler<'p> {
+    pub fn new(plan: &'p Plan) -> Scheduler<'p> {
+        let mut scheduler = Scheduler {
+            plan,
+            state: vec![SlotState::Waiting; plan.len()],
+            waiting_on: plan.deps.iter().map(Vec::len).collect(),
+            phase: 0,
+            running: 0,
+            ready: BinaryHeap::new(),
+            phase_left: plan.phases.iter().map(|p| p.tasks.len()).collect(),
+        };
+        scheduler.enter_phase();
+        scheduler
+    }
+
+    fn enter_phase(&mut self) {
+        while self.phase < self.plan.phases.len() && self.phase_left[self.phase] == 0 {
+            self.phase += 1;
+        }
+        if let Some(phase) = self.plan.phases.get(self.phase) {
+            for &task in &phase.tasks {
+                if self.state[task] == SlotState::Waiting && self.waiting_on[task] == 0 {
+                    self.ready.push((self.plan.priority[task], Reverse(task)));
+                }
+            }
+        }
+    }
+
+    /// The next task to start now, if any is ready and a slot is free.
+    pub fn next_ready(&mut self) -> Option<usize> {
+        let phase = self.plan.phases.get(self.phase)?;
+        if self.running >= phase.concurrency {
+            return None;
+        }
+        let (_, Reverse(task)) = self.ready.pop()?;
+        self.state[task] = SlotState::Running;
+        self.running += 1;
+        Some(task)
+    }
+
+    /// Marks a task as already done without running it (a reused output).
+    pub fn start_and_finish(&mut self, task: usize) {
+        self.state[task] = SlotState::Running;
+        self.running += 1;
+        self.finish(task, true);
+    }
+
+    /// Records a task's end. A failure skips everything downstream; the skipped tasks are returned.
+    pub fn finish(&mut self, task: usize, succeeded: bool) -> Vec<usize> {
+        self.running -= 1;
+        let mut skipped = Vec::new();
+        self.settle(
+            task,
+            if succeeded {
+                SlotState::Succeeded
+            } else {
+                SlotState::Failed
+            },
+        );
+        if succeeded {
+            for &k in &self.plan.dependents[task] {
+                self.waiting_on[k] -= 1;
+                if self.waiting_on[k] == 0
+                    && self.state[k] == SlotState::Waiting
+                    && self.plan.phase_of[k] == self.phase
+                {
+                    self.ready.push((self.plan.priority[k], Reverse(k)));
+                }
+            }
+        } else {
+            let mut stack: Vec<usize> = self.plan.dependents[task].clone();
+            while let Some(k) = stack.pop() {
+                if self.state[k] == SlotState::Waiting {
+                    self.settle(k, SlotState::Skipped);
+                    skipped.push(k);
+                    stack.extend(self.plan.dependents[k].iter().copied());
+                }
+            }
+            skipped.sort_by_key(|&k| self.plan.position[k]);
+        }
+        if self.phase_left.get(self.phase) == Some(&0) {
+            self.enter_phase();
+        }
+        skipped
+    }
+
+    fn settle(&mut self, task: usize, state: SlotState) {
+        self.state[task] = state;
+        if let Some(left) = self.phase_left.get_mut(self.plan.phase_of[task]) {
+            *left -= 1;
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    pub fn state(&self, task: usize) -> SlotState {
+        self.state[task]
+    }
+
+    /// Tasks that never started (after a stop).
+    pub fn not_started(&self) -> Vec<usize> {
+        let mut left: Vec<usize> = (0..self.plan.len())
+            .filter(|&i| self.state[i] == SlotState::Waiting)
+            .collect();
+        left.sort_by_key(|&i| self.plan.position[i]);
+        left
+    }
+}

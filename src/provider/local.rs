@@ -1,0 +1,204 @@
+//! The embedded model as a provider: loaded once per process on first use, run on a blocking
+//! thread, streaming tokens back over a channel. Dropping the call (a timeout, Ctrl-C) raises a
+//! cancel flag that the generation loop checks after every token.
+
+use super::types::{
+    ChatRequest, ChatResponse, ErrorKind, ProviderError, RateHints, TokenSink, Usage,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+pub struct LocalEngine {
+    #[cfg(feature = "local")]
+    model: Arc<Mutex<Option<super_local::LocalModel>>>,
+    #[cfg(not(feature = "local"))]
+    model: Arc<Mutex<Option<()>>>,
+}
+
+/// Raises the cancel flag when the call is dropped before it ends.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The model file a run would use.
+pub fn model_path() -> PathBuf {
+    #[cfg(feature = "local")]
+    {
+        super_local::default_model_path()
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        PathBuf::from("(built without the `local` feature)")
+    }
+}
+
+/// Why the local model cannot run here, if it cannot.
+pub fn unavailable_reason() -> Option<String> {
+    if !cfg!(feature = "local") {
+        return Some(
+            "this build of `super` has no embedded model (built without the `local` feature)"
+                .into(),
+        );
+    }
+    let path = model_path();
+    (!path.is_file()).then(|| {
+        format!(
+            "the embedded model is not downloaded: `{}` does not exist",
+            path.display()
+        )
+    })
+}
+
+impl LocalEngine {
+    pub async fn complete(
+        &self,
+        request: &ChatRequest,
+        on_token: TokenSink<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
+        #[cfg(not(feature = "local"))]
+        {
+            let _ = (request, on_token, &self.model);
+            Err(ProviderError::new(
+                ErrorKind::Local,
+                "this build of `super` has no embedded model",
+            ))
+        }
+        #[cfg(feature = "local")]
+        {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let _guard = CancelOnDrop(Arc::clone(&cancel));
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let model = Arc::clone(&self.model);
+            let request = request.clone();
+            let flag = Arc::clone(&cancel);
+            let mut job =
+                tokio::task::spawn_blocking(move || generate(&model, &request, &flag, &sender));
+            loop {
+                tokio::select! {
+                    piece = receiver.recv() => match piece {
+                        Some(piece) => on_token(&piece),
+                        None => break,
+                    },
+                    // The sender lives in the job; when the job ends the channel closes.
+                }
+            }
+            let result = (&mut job).await.map_err(|e| {
+                ProviderError::new(ErrorKind::Local, format!("the embedded model stopped: {e}"))
+            })?;
+            result
+        }
+    }
+}
+
+#[cfg(feature = "local")]
+fn generate(
+    model: &Mutex<Option<super_local::LocalModel>>,
+    request: &ChatRequest,
+    cancel: &AtomicBool,
+    sender: &tokio::sync::mpsc::UnboundedSender<String>,
+) -> Result<ChatResponse, ProviderError> {
+    use std::ops::ControlFlow;
+    let mut slot = model
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if slot.is_none() {
+        let path = super_local::default_model_path();
+        let loaded = super_local::LocalModel::load(&path)
+            .map_err(|e| ProviderError::new(ErrorKind::Local, e.to_string()))?;
+        *slot = Some(loaded);
+    }
+    let Some(engine) = slot.as_mut() else {
+        return Err(ProviderError::new(
+            ErrorKind::Local,
+            "the embedded model failed to load",
+        ));
+    };
+    let messages = [
+        super_local::ChatMessage {
+            role: "system".into(),
+            content: request.system.clone(),
+        },
+        super_local::ChatMessage {
+            role: "user".into(),
+            content: request.user.clone(),
+        },
+    ];
+    let params = super_local::GenerateParams {
+        max_tokens: request.max_tokens.unwrap_or(256) as usize,
+        temperature: request.temperature.unwrap_or(0.0),
+        top_p: request.top_p,
+        seed: request.seed.unwrap_or(0),
+    };
+    let mut on_piece = |piece: &str| {
+        if cancel.load(Ordering::Relaxed) {
+            return ControlFlow::Break(());
+        }
+        let _ = sender.send(piece.to_string());
+        ControlFlow::Continue(())
+    };
+    let generation = engine
+        .generate(&messages, &params, &mut on_piece)
+        .map_err(|e| ProviderError::new(ErrorKind::Local, e.to_string()))?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(ProviderError::new(
+            ErrorKind::Timeout,
+            "generation was cancelled",
+        ));
+    }
+    if generation.text.trim().is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::Empty,
+            "the embedded model returned an empty reply",
+        ));
+    }
+    Ok(ChatResponse {
+        text: generation.text,
+        usage: Usage {
+            input_tokens: generation.prompt_tokens as u64,
+            output_tokens: generation.completion_tokens as u64,
+        },
+        finish_reason: Some(format!("{:?}", generation.stop).to_lowercase()),
+        rate: RateHints::default(),
+    })
+}
+
+/// Counts a prompt's tokens with the embedded model's tokenizer, when it is loaded or loadable.
+pub fn count_tokens(engine: &LocalEngine, system: &str, user: &str) -> Option<u64> {
+    #[cfg(feature = "local")]
+    {
+        let mut slot = engine
+            .model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            let path = super_local::default_model_path();
+            if !path.is_file() {
+                return None;
+            }
+            *slot = super_local::LocalModel::load(&path).ok();
+        }
+        let model = slot.as_ref()?;
+        let messages = [
+            super_local::ChatMessage {
+                role: "system".into(),
+                content: system.to_string(),
+            },
+            super_local::ChatMessage {
+                role: "user".into(),
+                content: user.to_string(),
+            },
+        ];
+        model.count_prompt_tokens(&messages).ok().map(|n| n as u64)
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = (engine, system, user);
+        None
+    }
+}

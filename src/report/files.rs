@@ -1,0 +1,172 @@
+//! `metrics.json` and `trace.jsonl`, derived from the finished manifest: per task and in total,
+//! wall time, attempts, tokens and provider wait; one span per run, task, attempt and LLM call
+//! with OpenTelemetry GenAI attribute names. Neither ever holds a key or a header.
+
+use crate::exec::ids::random_hex;
+use crate::workspace::{Manifest, TaskStatus};
+use serde_json::{json, Value};
+
+pub fn metrics(manifest: &Manifest) -> Value {
+    let tasks: Vec<Value> = manifest
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "agent": t.agent,
+                "status": t.status.as_str(),
+                "provider": t.provider,
+                "model": t.model,
+                "wall_ms": t.duration_ms,
+                "attempts": t.attempts.len(),
+                "tokens_in": t.tokens_in,
+                "tokens_out": t.tokens_out,
+                "provider_wait_ms": t.attempts.iter().map(|a| a.provider_ms).sum::<u64>(),
+                "rate_limit_wait_ms": t.attempts.iter().map(|a| a.rate_wait_ms).sum::<u64>(),
+                "cost_usd": t.cost_usd,
+            })
+        })
+        .collect();
+    json!({
+        "run_id": manifest.run_id,
+        "orchestra": manifest.orchestra.id,
+        "status": manifest.status.as_str(),
+        "tasks": tasks,
+        "total": {
+            "wall_ms": manifest.duration_ms,
+            "attempts": manifest.totals.llm_calls,
+            "tokens_in": manifest.totals.tokens_in,
+            "tokens_out": manifest.totals.tokens_out,
+            "provider_wait_ms": manifest.tasks.iter().flat_map(|t| &t.attempts).map(|a| a.provider_ms).sum::<u64>(),
+            "rate_limit_wait_ms": manifest.tasks.iter().flat_map(|t| &t.attempts).map(|a| a.rate_wait_ms).sum::<u64>(),
+            "cost_usd": manifest.totals.cost_usd,
+            "tasks_succeeded": manifest.totals.succeeded,
+            "tasks_cached": manifest.totals.cached,
+            "tasks_failed": manifest.totals.failed,
+            "tasks_skipped": manifest.totals.skipped,
+        }
+    })
+}
+
+fn nanos(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+fn span(
+    trace_id: &str,
+    span_id: &str,
+    parent: Option<&str>,
+    name: &str,
+    start_ms: u64,
+    end_ms: u64,
+    error: Option<&str>,
+    attributes: Value,
+) -> Value {
+    json!({
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name,
+        "start_time_unix_nano": nanos(start_ms),
+        "end_time_unix_nano": nanos(end_ms.max(start_ms)),
+        "status": match error {
+            None => json!({"code": "OK"}),
+            Some(message) => json!({"code": "ERROR", "message": message}),
+        },
+        "attributes": attributes,
+    })
+}
+
+/// The spans of a run, one JSON object a line.
+pub fn trace(manifest: &Manifest) -> String {
+    let trace_id = random_hex(16);
+    let run_span = random_hex(8);
+    let run_end = manifest.started_unix_ms + manifest.duration_ms;
+    let mut lines = vec![span(
+        &trace_id,
+        &run_span,
+        None,
+        &format!("orchestra.run {}", manifest.orchestra.id),
+        manifest.started_unix_ms,
+        run_end,
+        (manifest.status != crate::workspace::RunStatus::Succeeded)
+            .then_some(manifest.stop_reason.as_deref().unwrap_or("failed")),
+        json!({
+            "super.run.id": manifest.run_id,
+            "super.orchestra.id": manifest.orchestra.id,
+            "super.run.status": manifest.status.as_str(),
+            "super.run.strategy": manifest.strategy,
+        }),
+    )];
+    for task in &manifest.tasks {
+        let Some(start) = task.started_unix_ms else {
+            continue;
+        };
+        let task_span = random_hex(8);
+        let failed = task.status == TaskStatus::Failed;
+        lines.push(span(
+            &trace_id,
+            &task_span,
+            Some(&run_span),
+            &format!("task {}", task.name),
+            start,
+            start + task.duration_ms,
+            failed.then_some(task.reason.as_deref().unwrap_or("failed")),
+            json!({
+                "super.task.name": task.name,
+                "super.task.status": task.status.as_str(),
+                "super.task.cached": task.status == TaskStatus::Cached,
+                "gen_ai.agent.name": task.agent,
+                "super.task.attempts": task.attempts.len(),
+            }),
+        ));
+        for attempt in &task.attempts {
+            let attempt_span = random_hex(8);
+            let end = attempt.started_unix_ms + attempt.duration_ms;
+            lines.push(span(
+                &trace_id,
+                &attempt_span,
+                Some(&task_span),
+                &format!("attempt {}", attempt.number),
+                attempt.started_unix_ms,
+                end,
+                attempt.error.as_deref(),
+                json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
+            ));
+            let call_start = attempt.started_unix_ms + attempt.rate_wait_ms;
+            let mut attributes = json!({
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": task.provider,
+                "gen_ai.request.model": task.model,
+                "gen_ai.response.model": task.model,
+                "gen_ai.usage.input_tokens": attempt.tokens_in,
+                "gen_ai.usage.output_tokens": attempt.tokens_out,
+            });
+            if let Some(status) = attempt.http_status {
+                attributes["http.response.status_code"] = json!(status);
+            }
+            if attempt.error.is_some() {
+                attributes["error.type"] = json!(attempt
+                    .http_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "error".into()));
+            }
+            lines.push(span(
+                &trace_id,
+                &random_hex(8),
+                Some(&attempt_span),
+                &format!("chat {}", task.model),
+                call_start,
+                call_start + attempt.provider_ms,
+                attempt.error.as_deref(),
+                attributes,
+            ));
+        }
+    }
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
+}

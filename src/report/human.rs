@@ -1,0 +1,312 @@
+//! The reporter people read: SuperOptiX-style lines (`🔄 Task 2/3: ...`, `✅ Task X completed
+//! in 1.23s`, `❌ Task X failed: ...`), a progress bar on a terminal, `--verbose` detail and
+//! streamed tokens, and the closing summary table.
+
+use crate::exec::RunEvent;
+use crate::workspace::{Manifest, RunStatus, TaskStatus};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+
+pub struct HumanReporter {
+    verbose: bool,
+    quiet: bool,
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    running: HashMap<String, ProgressBar>,
+    /// The task whose tokens were printed last, so a switch gets a heading.
+    streaming: Option<String>,
+    out: Box<dyn Write>,
+}
+
+impl HumanReporter {
+    /// `progress` draws bars (on a terminal, not with NO_COLOR or --quiet).
+    pub fn new(verbose: bool, quiet: bool, progress: bool) -> HumanReporter {
+        let multi = progress.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        HumanReporter {
+            verbose,
+            quiet,
+            multi,
+            overall: None,
+            running: HashMap::new(),
+            streaming: None,
+            out: Box::new(std::io::stdout()),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.println(text);
+        } else {
+            let _ = writeln!(self.out, "{text}");
+        }
+    }
+
+    fn end_stream(&mut self) {
+        if self.streaming.take().is_some() {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+
+    pub fn report(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::RunStarted {
+                orchestra,
+                goal,
+                workspace,
+                strategy,
+                tasks,
+                archived_previous,
+                ..
+            } => {
+                if self.quiet {
+                    return;
+                }
+                self.line(&format!(
+                    "🎼 Orchestra `{orchestra}`: {} tasks, {strategy}",
+                    tasks.len()
+                ));
+                self.line(&format!("🎯 Goal: {goal}"));
+                if self.verbose {
+                    self.line("📋 Execution order:");
+                    for (place, task) in tasks.iter().enumerate() {
+                        let after = if task.depends_on.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" after {}", task.depends_on.join(", "))
+                        };
+                        self.line(&format!(
+                            "   {}. {} ({}, {}){after}",
+                            place + 1,
+                            task.name,
+                            task.agent,
+                            task.model
+                        ));
+                    }
+                    self.line(&format!("📁 Workspace: {}", workspace.display()));
+                    if let Some(previous) = archived_previous {
+                        self.line(&format!("🗄️  Previous run moved to history/{previous}/"));
+                    }
+                }
+                if let Some(multi) = &self.multi {
+                    let bar = multi.add(ProgressBar::new(tasks.len() as u64));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    self.overall = Some(bar);
+                }
+            }
+            RunEvent::TaskStarted {
+                name,
+                agent,
+                model,
+                number,
+                total,
+            } => {
+                self.end_stream();
+                if !self.quiet {
+                    self.line(&format!(
+                        "🔄 Task {number}/{total}: {name} ({agent}, {model})"
+                    ));
+                }
+                if let Some(multi) = &self.multi {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_message(format!("{name} ({agent})"));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    self.running.insert(name.clone(), bar);
+                }
+            }
+            RunEvent::TaskReused {
+                name,
+                number,
+                total,
+                ..
+            } => {
+                if !self.quiet {
+                    self.line(&format!(
+                        "♻️  Task {number}/{total}: {name} reused from cache"
+                    ));
+                }
+            }
+            RunEvent::Token { name, text } => {
+                if self.verbose && self.multi.is_none() {
+                    let mut err = std::io::stderr();
+                    if self.streaming.as_deref() != Some(name.as_str()) {
+                        if self.streaming.is_some() {
+                            let _ = writeln!(err);
+                        }
+                        let _ = writeln!(err, "── {name} ──");
+                        self.streaming = Some(name.clone());
+                    }
+                    let _ = write!(err, "{text}");
+                    let _ = err.flush();
+                } else if let Some(bar) = self.running.get(name) {
+                    bar.inc(1);
+                }
+            }
+            RunEvent::AttemptFailed {
+                name,
+                attempt,
+                attempts,
+                error,
+                retry_in,
+            } => {
+                self.end_stream();
+                let next = match retry_in {
+                    Some(delay) => format!("; retrying in {:.1}s", delay.as_secs_f64()),
+                    None => String::new(),
+                };
+                self.line(&format!(
+                    "⚠️  Task {name}: attempt {attempt}/{attempts} failed: {error}{next}"
+                ));
+            }
+            RunEvent::TaskFinished { record } => {
+                self.end_stream();
+                if let Some(bar) = self.running.remove(&record.name) {
+                    bar.finish_and_clear();
+                }
+                if let Some(bar) = &self.overall {
+                    bar.inc(1);
+                }
+                let seconds = record.duration_ms as f64 / 1000.0;
+                match record.status {
+                    TaskStatus::Succeeded => {
+                        if !self.quiet {
+                            self.line(&format!(
+                                "✅ Task {} completed in {seconds:.2}s ({} tokens in, {} out)",
+                                record.name, record.tokens_in, record.tokens_out
+                            ));
+                        }
+                        if self.verbose {
+                            self.line(&format!(
+                                "   attempts: {}, output: {}",
+                                record.attempts.len(),
+                                record.output_file.as_deref().unwrap_or("-")
+                            ));
+                        }
+                    }
+                    TaskStatus::Cached => {}
+                    _ => {
+                        self.line(&format!(
+                            "❌ Task {} failed: {}",
+                            record.name,
+                            record.reason.as_deref().unwrap_or("unknown error")
+                        ));
+                    }
+                }
+            }
+            RunEvent::TaskSkipped { name, reason } => {
+                if let Some(bar) = &self.overall {
+                    bar.inc(1);
+                }
+                if !self.quiet {
+                    self.line(&format!("⏭️  Task {name} skipped: {reason}"));
+                }
+            }
+            RunEvent::Stopping { reason } => {
+                self.end_stream();
+                self.line(&format!("🛑 {reason}"));
+            }
+            RunEvent::RunFinished { manifest } => {
+                self.end_stream();
+                for (_, bar) in self.running.drain() {
+                    bar.finish_and_clear();
+                }
+                if let Some(bar) = self.overall.take() {
+                    bar.finish_and_clear();
+                }
+                let summary = summary(manifest);
+                let _ = write!(self.out, "{summary}");
+                let _ = self.out.flush();
+            }
+        }
+    }
+}
+
+/// The closing table and verdict.
+pub fn summary(manifest: &Manifest) -> String {
+    let headers = [
+        "Task",
+        "Agent",
+        "Status",
+        "Attempts",
+        "Time",
+        "Tokens in/out",
+    ];
+    let rows: Vec<[String; 6]> = manifest
+        .tasks
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.agent.clone(),
+                t.status.as_str().to_string(),
+                t.attempts.len().to_string(),
+                format!("{:.2}s", t.duration_ms as f64 / 1000.0),
+                format!("{}/{}", t.tokens_in, t.tokens_out),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let format_row = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = String::from("\n");
+    out.push_str(&format_row(&headers.map(str::to_string)));
+    out.push('\n');
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&format_row(row));
+        out.push('\n');
+    }
+    let totals = &manifest.totals;
+    let seconds = manifest.duration_ms as f64 / 1000.0;
+    out.push('\n');
+    match manifest.status {
+        RunStatus::Succeeded => out.push_str(&format!(
+            "✅ Orchestra `{}` completed in {seconds:.2}s: {} succeeded, {} cached; {} tokens in, {} out\n",
+            manifest.orchestra.id, totals.succeeded, totals.cached, totals.tokens_in, totals.tokens_out
+        )),
+        RunStatus::Interrupted => out.push_str(&format!(
+            "🛑 Orchestra `{}` interrupted after {seconds:.2}s: {} succeeded, {} cached, {} failed, {} skipped\n",
+            manifest.orchestra.id, totals.succeeded, totals.cached, totals.failed, totals.skipped
+        )),
+        _ => out.push_str(&format!(
+            "❌ Orchestra `{}` failed after {seconds:.2}s: {} succeeded, {} cached, {} failed, {} skipped\n",
+            manifest.orchestra.id, totals.succeeded, totals.cached, totals.failed, totals.skipped
+        )),
+    }
+    if let Some(reason) = &manifest.stop_reason {
+        out.push_str(&format!("   reason: {reason}\n"));
+    }
+    out.push_str(&format!("📁 Workspace: {}\n", manifest.workspace));
+    let final_output =
+        std::path::Path::new(&manifest.workspace).join(crate::workspace::files::FINAL_OUTPUT);
+    if final_output.is_file() {
+        out.push_str(&format!("📄 Final result: {}\n", final_output.display()));
+    }
+    out
+}

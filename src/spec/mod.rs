@@ -1,0 +1,11 @@
+//! The spec layer: YAML files to typed orchestra and agent specs, every error with file:line:col.
+
+pub mod agent;
+pub mod decode;
+pub mod orchestra;
+
+pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec, Persona};
+pub use orchestra::{
+    decode_orchestra, BudgetSpec, ExecutionSpec, OrchestraSpec, Price, Priority, RateLimitSpec,
+    RetryStrategy, Strategy, TaskGroupSpec, TaskRef, TaskSpec,
+};

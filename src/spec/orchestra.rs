@@ -1,0 +1,935 @@
+//! The orchestra file: every key of the seed's format, read with exact locations. It checks
+//! what one file can check on its own (types, names, enumerations, groups); references between
+//! tasks and cycles are the planner's job.
+
+use super::decode::Decoder;
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::names::{unsafe_reason, AgentName, OrchestraId, TaskName};
+use crate::source::{Loc, SourceFile};
+use crate::yaml::Node;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub const NAMES: [&'static str; 4] = ["low", "medium", "high", "critical"];
+
+    pub fn parse(text: &str) -> Option<Priority> {
+        match text.to_ascii_lowercase().as_str() {
+            "low" => Some(Priority::Low),
+            "medium" => Some(Priority::Medium),
+            "high" => Some(Priority::High),
+            "critical" => Some(Priority::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Priority::NAMES[self as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Sequential,
+    Parallel,
+    Mixed,
+    Hierarchical,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 4] = ["sequential", "parallel", "mixed", "hierarchical"];
+
+    pub fn parse(text: &str) -> Option<Strategy> {
+        match text.to_ascii_lowercase().as_str() {
+            "sequential" => Some(Strategy::Sequential),
+            "parallel" => Some(Strategy::Parallel),
+            "mixed" => Some(Strategy::Mixed),
+            "hierarchical" => Some(Strategy::Hierarchical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Strategy::NAMES[self as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStrategy {
+    ExponentialBackoff,
+    LinearBackoff,
+    FixedDelay,
+    None,
+}
+
+impl RetryStrategy {
+    pub const NAMES: [&'static str; 4] = [
+        "exponential_backoff",
+        "linear_backoff",
+        "fixed_delay",
+        "none",
+    ];
+
+    pub fn parse(text: &str) -> Option<RetryStrategy> {
+        match text.to_ascii_lowercase().as_str() {
+            "exponential_backoff" | "exponential" => Some(RetryStrategy::ExponentialBackoff),
+            "linear_backoff" | "linear" => Some(RetryStrategy::LinearBackoff),
+            "fixed_delay" | "fixed" => Some(RetryStrategy::FixedDelay),
+            "none" | "no_retry" => Some(RetryStrategy::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        RetryStrategy::NAMES[self as usize]
+    }
+
+    /// Retries a task gets when it sets no `retry_count`.
+    pub fn default_retries(self) -> u32 {
+        match self {
+            RetryStrategy::None => 0,
+            _ => 2,
+        }
+    }
+}
+
+/// A task name as written in `context`, `dependencies` or `task_groups`, with its place.
+#[derive(Debug, Clone)]
+pub struct TaskRef {
+    pub name: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct DependencySpec {
+    pub task: TaskRef,
+    pub dependency_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub name: TaskName,
+    pub name_loc: Loc,
+    pub agent: AgentName,
+    pub agent_loc: Loc,
+    pub description: String,
+    pub description_loc: Loc,
+    pub context: Vec<TaskRef>,
+    pub dependencies: Vec<DependencySpec>,
+    pub priority: Priority,
+    pub timeout_seconds: Option<u64>,
+    pub retry_count: Option<u32>,
+    pub expected_output: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskGroupSpec {
+    pub name: String,
+    pub loc: Loc,
+    pub tasks: Vec<TaskRef>,
+    pub execution_strategy: Strategy,
+    pub max_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetSpec {
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+    pub max_llm_calls: Option<u64>,
+    pub max_wall_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitSpec {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionSpec {
+    pub strategy: Strategy,
+    pub max_parallel_tasks: usize,
+    pub task_timeout_seconds: Option<u64>,
+    pub retry_strategy: RetryStrategy,
+    pub enable_metrics: bool,
+    pub enable_trace: bool,
+    pub task_groups: Vec<TaskGroupSpec>,
+    pub budget: BudgetSpec,
+    pub rate_limits: RateLimitSpec,
+}
+
+impl Default for ExecutionSpec {
+    fn default() -> Self {
+        ExecutionSpec {
+            strategy: Strategy::Sequential,
+            max_parallel_tasks: 1,
+            task_timeout_seconds: None,
+            retry_strategy: RetryStrategy::ExponentialBackoff,
+            enable_metrics: true,
+            enable_trace: true,
+            task_groups: Vec::new(),
+            budget: BudgetSpec::default(),
+            rate_limits: RateLimitSpec::default(),
+        }
+    }
+}
+
+/// USD per million tokens, from the file's `pricing:` block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrchestraSpec {
+    pub file: Arc<SourceFile>,
+    pub id: OrchestraId,
+    pub name: String,
+    pub description: String,
+    pub version: Option<String>,
+    pub workspace_kind: String,
+    /// As written, relative to the project root.
+    pub workspace_path: String,
+    pub execution: ExecutionSpec,
+    pub agents: Vec<(AgentName, Loc)>,
+    pub tasks: Vec<TaskSpec>,
+    /// Names of tasks rejected for an unsafe name; references to them are not reported twice.
+    pub rejected_task_names: Vec<String>,
+    pub orchestration_type: Option<String>,
+    pub replicas: Option<u64>,
+    pub resources: Option<serde_json::Value>,
+    pub pricing: HashMap<String, Price>,
+}
+
+impl OrchestraSpec {
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.name.as_str() == name)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "metadata",
+    "orchestra",
+    "agents",
+    "tasks",
+    "orchestration_type",
+    "replicas",
+    "resources",
+    "pricing",
+];
+const METADATA_KEYS: &[&str] = &[
+    "name",
+    "id",
+    "version",
+    "kind",
+    "description",
+    "created_at",
+    "author",
+    "tags",
+];
+const ORCHESTRA_KEYS: &[&str] = &["id", "name", "description", "workspace", "execution"];
+const WORKSPACE_KEYS: &[&str] = &["type", "path"];
+const EXECUTION_KEYS: &[&str] = &[
+    "strategy",
+    "max_parallel_tasks",
+    "task_timeout_seconds",
+    "retry_strategy",
+    "enable_metrics",
+    "enable_trace",
+    "task_groups",
+    "budget",
+    "rate_limits",
+];
+const GROUP_KEYS: &[&str] = &["name", "tasks", "execution_strategy", "max_concurrency"];
+const BUDGET_KEYS: &[&str] = &[
+    "max_tokens",
+    "max_cost_usd",
+    "max_llm_calls",
+    "max_wall_seconds",
+];
+const RATE_KEYS: &[&str] = &["rpm", "tpm"];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "agent",
+    "description",
+    "context",
+    "dependencies",
+    "priority",
+    "timeout_seconds",
+    "retry_count",
+    "expected_output",
+];
+const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type"];
+const PRICE_KEYS: &[&str] = &["input_per_million", "output_per_million"];
+
+/// Reads an orchestra from its parsed YAML. Returns the spec whenever the document has the
+/// right overall shape, even with errors in it, so later checks can add theirs.
+pub fn decode_orchestra(
+    file: &Arc<SourceFile>,
+    root: &Node,
+    diags: &mut Diagnostics,
+) -> Option<OrchestraSpec> {
+    let mut d = Decoder::new(file, diags);
+    let entries = match &root.value {
+        crate::yaml::Value::Map(entries) => entries,
+        _ => {
+            d.error(
+                root,
+                format!("an orchestra file must be a mapping, found {}", root.kind()),
+                "expected `metadata:`, `orchestra:`, `agents:` and `tasks:` here",
+            );
+            return None;
+        }
+    };
+    let top = d.fields(entries, TOP_KEYS, "the orchestra file", true);
+
+    let mut meta_id = None;
+    let mut meta_name = None;
+    let mut meta_description = None;
+    let mut version = None;
+    if let Some(node) = top.get("metadata") {
+        if let Some(entries) = d.map(node, "metadata") {
+            let f = d.fields(entries, METADATA_KEYS, "metadata", true);
+            meta_id = f
+                .get("id")
+                .and_then(|n| d.string(n, "metadata.id").map(|s| (s, n.loc)));
+            meta_name = f.get("name").and_then(|n| d.string(n, "metadata.name"));
+            meta_description = f
+                .get("description")
+                .and_then(|n| d.string(n, "metadata.description"));
+            version = f
+                .get("version")
+                .and_then(|n| d.string(n, "metadata.version"));
+            if let Some(n) = f.get("kind") {
+                d.string(n, "metadata.kind");
+            }
+        }
+    }
+
+    let mut id = None;
+    let mut name = None;
+    let mut description = None;
+    let mut workspace_kind = "local_fs".to_string();
+    let mut workspace_path = None;
+    let mut execution = ExecutionSpec::default();
+    if let Some(node) = top.get("orchestra") {
+        if let Some(entries) = d.map(node, "orchestra") {
+            let f = d.fields(entries, ORCHESTRA_KEYS, "orchestra", true);
+            id = f
+                .get("id")
+                .and_then(|n| d.string(n, "orchestra.id").map(|s| (s, n.loc)));
+            name = f.get("name").and_then(|n| d.string(n, "orchestra.name"));
+            description = f
+                .get("description")
+                .and_then(|n| d.string(n, "orchestra.description"));
+            if let Some(node) = f.get("workspace") {
+                if let Some(entries) = d.map(node, "orchestra.workspace") {
+                    let w = d.fields(entries, WORKSPACE_KEYS, "orchestra.workspace", true);
+                    if let Some(n) = w.get("type") {
+                        if let Some(kind) = d.string(n, "workspace.type") {
+                            if kind != "local_fs" {
+                                d.diags.push(
+                                    Diagnostic::warning(format!("workspace type `{kind}` is not supported; a local folder is used"))
+                                        .at(file, n.loc, "only `local_fs` is supported")
+                                        .hint("write `type: local_fs`"),
+                                );
+                            }
+                            workspace_kind = kind;
+                        }
+                    }
+                    if let Some(n) = w.get("path") {
+                        if let Some(path) = d.string(n, "workspace.path") {
+                            if path.trim().is_empty() {
+                                d.error(n, "`workspace.path` is empty", "an empty path")
+                                    .hint = Some(
+                                    "write a folder such as `./orchestra_workspaces/<id>`".into(),
+                                );
+                            } else {
+                                workspace_path = Some(path);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(node) = f.get("execution") {
+                decode_execution(&mut d, node, &mut execution);
+            }
+        }
+    }
+
+    // The id: orchestra.id, else metadata.id, else the file name less `_orchestra`.
+    let (raw_id, id_loc) = match id.or(meta_id) {
+        Some((raw, loc)) => (raw, Some(loc)),
+        None => (file_stem_id(&file.path), None),
+    };
+    let id = match OrchestraId::parse(&raw_id) {
+        Ok(id) => Some(id),
+        Err(reason) => {
+            let diagnostic = Diagnostic::error(format!(
+                "orchestra id `{}` cannot be used as a file name: {reason}",
+                raw_id.escape_debug()
+            ))
+            .hint("use letters, digits and underscores, for example `sdlc`");
+            d.diags.push(match id_loc {
+                Some(loc) => diagnostic.at(file, loc, "unsafe orchestra id"),
+                None => diagnostic,
+            });
+            None
+        }
+    };
+
+    let mut agents = Vec::new();
+    if let Some(node) = top.get("agents") {
+        if let Some(items) = d.seq(node, "agents") {
+            for item in items {
+                if let Some(raw) = d.string(item, "agents[]") {
+                    match AgentName::parse(&raw) {
+                        Ok(agent) => agents.push((agent, item.loc)),
+                        Err(reason) => {
+                            d.error(
+                                item,
+                                format!(
+                                    "agent name `{}` cannot be used: {reason}",
+                                    raw.escape_debug()
+                                ),
+                                "unsafe agent name",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let mut tasks: Vec<TaskSpec> = Vec::new();
+    let mut rejected_task_names = Vec::new();
+    match top.get("tasks") {
+        Some(node) => {
+            if let Some(items) = d.seq(node, "tasks") {
+                for item in items {
+                    decode_task(&mut d, item, &mut tasks, &mut rejected_task_names);
+                }
+            }
+        }
+        None => {
+            d.diags.push(
+                Diagnostic::error("the orchestra has no `tasks:` list")
+                    .at(file, Loc { line: 1, col: 0, len: 1 }, "this file")
+                    .hint("add `tasks:` with at least one `- name: ...` entry, or run `super orchestra create`"),
+            );
+        }
+    }
+
+    let listed: Vec<&str> = agents.iter().map(|(a, _)| a.as_str()).collect();
+    if !agents.is_empty() {
+        for task in &tasks {
+            if !listed.contains(&task.agent.as_str()) {
+                d.diags.push(
+                    Diagnostic::warning(format!(
+                        "task `{}` uses agent `{}`, which is not in the `agents:` list",
+                        task.name, task.agent
+                    ))
+                    .at(file, task.agent_loc, "not listed under `agents:`")
+                    .hint(format!("add `- {}` to `agents:`", task.agent)),
+                );
+            }
+        }
+    }
+
+    let mut orchestration_type = None;
+    if let Some(n) = top.get("orchestration_type") {
+        orchestration_type = d.string(n, "orchestration_type");
+    }
+    let replicas = top.get("replicas").and_then(|n| d.u64(n, "replicas"));
+    let resources = top.get("resources").map(|n| {
+        d.map(n, "resources");
+        n.to_json()
+    });
+    let mut pricing = HashMap::new();
+    if let Some(node) = top.get("pricing") {
+        decode_pricing(&mut d, node, &mut pricing);
+    }
+
+    let id = id?;
+    let name = name
+        .or(meta_name)
+        .unwrap_or_else(|| title_case(id.as_str()));
+    let description = description.or(meta_description).unwrap_or_default();
+    let workspace_path = workspace_path.unwrap_or_else(|| format!("./orchestra_workspaces/{id}"));
+    Some(OrchestraSpec {
+        file: Arc::clone(file),
+        id,
+        name: name.trim().to_string(),
+        description: description.trim().to_string(),
+        version,
+        workspace_kind,
+        workspace_path,
+        execution,
+        agents,
+        tasks,
+        rejected_task_names,
+        orchestration_type,
+        replicas,
+        resources,
+        pricing,
+    })
+}
+
+/// `sdlc_orchestra.yaml` -> `sdlc`.
+pub fn file_stem_id(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    stem.strip_suffix("_orchestra").unwrap_or(stem).to_string()
+}
+
+pub fn title_case(id: &str) -> String {
+    id.split(['_', '-', ' '])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn decode_strategy(
+    d: &mut Decoder<'_>,
+    node: &Node,
+    what: &str,
+    allowed: &[&'static str],
+) -> Option<Strategy> {
+    let text = d.string(node, what)?;
+    match Strategy::parse(&text).filter(|s| allowed.contains(&s.as_str())) {
+        Some(strategy) => Some(strategy),
+        None => {
+            let hint = match did_you_mean(&text.to_ascii_lowercase(), allowed.iter().copied()) {
+                Some(close) => format!(
+                    "did you mean `{close}`? Strategies are {}",
+                    allowed.join(", ")
+                ),
+                None => format!("strategies are {}", allowed.join(", ")),
+            };
+            d.error(node, format!("unknown {what} `{text}`"), "not a strategy")
+                .hint = Some(hint);
+            None
+        }
+    }
+}
+
+fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionSpec) {
+    let Some(entries) = d.map(node, "orchestra.execution") else {
+        return;
+    };
+    let f = d.fields(entries, EXECUTION_KEYS, "orchestra.execution", true);
+    if let Some(n) = f.get("strategy") {
+        if let Some(strategy) = decode_strategy(d, n, "strategy", &Strategy::NAMES) {
+            execution.strategy = strategy;
+        }
+    }
+    if let Some(n) = f.get("max_parallel_tasks") {
+        if let Some(value) = d.u64(n, "max_parallel_tasks") {
+            if value < 1 {
+                d.error(n, "`max_parallel_tasks` must be at least 1", "below 1")
+                    .hint = Some("use 1 to run one task at a time".into());
+            } else {
+                execution.max_parallel_tasks = value.min(4096) as usize;
+            }
+        }
+    }
+    if let Some(n) = f.get("task_timeout_seconds") {
+        if let Some(value) = d.u64(n, "task_timeout_seconds") {
+            if value == 0 {
+                d.error(n, "`task_timeout_seconds` must be at least 1", "zero")
+                    .hint = Some("the default is 300".into());
+            } else {
+                execution.task_timeout_seconds = Some(value);
+            }
+        }
+    }
+    if let Some(n) = f.get("retry_strategy") {
+        if let Some(text) = d.string(n, "retry_strategy") {
+            match RetryStrategy::parse(&text) {
+                Some(strategy) => execution.retry_strategy = strategy,
+                None => {
+                    d.error(
+                        n,
+                        format!("unknown retry_strategy `{text}`"),
+                        "not a retry strategy",
+                    )
+                    .hint = Some(format!(
+                        "retry strategies are {}",
+                        RetryStrategy::NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(n) = f.get("enable_metrics") {
+        if let Some(value) = d.bool(n, "enable_metrics") {
+            execution.enable_metrics = value;
+        }
+    }
+    if let Some(n) = f.get("enable_trace") {
+        if let Some(value) = d.bool(n, "enable_trace") {
+            execution.enable_trace = value;
+        }
+    }
+    if let Some(n) = f.get("task_groups") {
+        if let Some(items) = d.seq(n, "task_groups") {
+            for item in items {
+                if let Some(group) = decode_group(d, item, execution.task_groups.len()) {
+                    execution.task_groups.push(group);
+                }
+            }
+        }
+    }
+    if let Some(n) = f.get("budget") {
+        if let Some(entries) = d.map(n, "execution.budget") {
+            let b = d.fields(entries, BUDGET_KEYS, "execution.budget", true);
+            execution.budget.max_tokens = b
+                .get("max_tokens")
+                .and_then(|n| d.u64(n, "budget.max_tokens"));
+            execution.budget.max_cost_usd = b
+                .get("max_cost_usd")
+                .and_then(|n| d.f64(n, "budget.max_cost_usd"));
+            execution.budget.max_llm_calls = b
+                .get("max_llm_calls")
+                .and_then(|n| d.u64(n, "budget.max_llm_calls"));
+            execution.budget.max_wall_seconds = b
+                .get("max_wall_seconds")
+                .and_then(|n| d.f64(n, "budget.max_wall_seconds"));
+        }
+    }
+    if let Some(n) = f.get("rate_limits") {
+        if let Some(entries) = d.map(n, "execution.rate_limits") {
+            let r = d.fields(entries, RATE_KEYS, "execution.rate_limits", true);
+            execution.rate_limits.rpm = r
+                .get("rpm")
+                .and_then(|n| d.u64(n, "rate_limits.rpm"))
+                .filter(|v| *v > 0);
+            execution.rate_limits.tpm = r
+                .get("tpm")
+                .and_then(|n| d.u64(n, "rate_limits.tpm"))
+                .filter(|v| *v > 0);
+        }
+    }
+}
+
+fn decode_group(d: &mut Decoder<'_>, node: &Node, index: usize) -> Option<TaskGroupSpec> {
+    let entries = d.map(node, "task_groups[]")?;
+    let f = d.fields(entries, GROUP_KEYS, "task_groups[]", true);
+    let name = f
+        .get("name")
+        .and_then(|n| d.string(n, "task_groups[].name"))
+        .unwrap_or_else(|| format!("group_{}", index + 1));
+    let mut tasks = Vec::new();
+    match f.get("tasks") {
+        Some(n) => {
+            if let Some(items) = d.seq(n, "task_groups[].tasks") {
+                for item in items {
+                    if let Some(task) = d.string(item, "task_groups[].tasks[]") {
+                        tasks.push(TaskRef {
+                            name: task,
+                            loc: item.loc,
+                        });
+                    }
+                }
+            }
+        }
+        None => {
+            d.error(
+                node,
+                format!("task group `{name}` has no `tasks:` list"),
+                "this group",
+            )
+            .hint = Some("list the group's task names: `tasks: [a, b]`".into());
+        }
+    }
+    let execution_strategy = f
+        .get("execution_strategy")
+        .and_then(|n| decode_strategy(d, n, "execution_strategy", &["sequential", "parallel"]))
+        .unwrap_or(Strategy::Sequential);
+    let mut max_concurrency = None;
+    if let Some(n) = f.get("max_concurrency") {
+        if let Some(value) = d.u64(n, "max_concurrency") {
+            if value < 1 {
+                d.error(n, "`max_concurrency` must be at least 1", "below 1");
+            } else {
+                max_concurrency = Some(value.min(4096) as usize);
+            }
+        }
+    }
+    Some(TaskGroupSpec {
+        name,
+        loc: node.loc,
+        tasks,
+        execution_strategy,
+        max_concurrency,
+    })
+}
+
+fn decode_refs(d: &mut Decoder<'_>, node: &Node, what: &str) -> Vec<TaskRef> {
+    // `context: implement_feature` (a single name) is taken as a one-item list.
+    if let Some(text) = node.scalar().filter(|_| !node.is_null()) {
+        return vec![TaskRef {
+            name: text.trim().to_string(),
+            loc: node.loc,
+        }];
+    }
+    let mut refs = Vec::new();
+    if let Some(items) = d.seq(node, what) {
+        for item in items {
+            if let Some(name) = d.string(item, what) {
+                refs.push(TaskRef {
+                    name: name.trim().to_string(),
+                    loc: item.loc,
+                });
+            }
+        }
+    }
+    refs
+}
+
+fn decode_task(
+    d: &mut Decoder<'_>,
+    node: &Node,
+    tasks: &mut Vec<TaskSpec>,
+    rejected: &mut Vec<String>,
+) {
+    let Some(entries) = d.map(node, "tasks[]") else {
+        return;
+    };
+    let f = d.fields(entries, TASK_KEYS, "tasks[]", true);
+    let Some(name_node) = f.get("name") else {
+        d.error(node, "a task has no `name`", "this task").hint =
+            Some("add `name: my_task`".into());
+        return;
+    };
+    let Some(raw_name) = d.string(name_node, "tasks[].name") else {
+        if name_node.is_null() {
+            d.error(name_node, "a task's `name` is empty", "empty name");
+        }
+        return;
+    };
+    let name = match TaskName::parse(&raw_name) {
+        Ok(name) => name,
+        Err(reason) => {
+            d.error(name_node, format!("task name `{}` cannot be used as a file name: {reason}", raw_name.escape_debug()), "unsafe task name").hint =
+                Some("task names become file names in the workspace; use letters, digits and underscores".into());
+            rejected.push(raw_name);
+            return;
+        }
+    };
+    if let Some(first) = tasks.iter().find(|t| t.name == name) {
+        d.error(
+            name_node,
+            format!("duplicate task name `{name}`"),
+            "this name is already taken",
+        )
+        .hint = Some(format!(
+            "the first `{name}` is on line {}; task names must be unique",
+            first.name_loc.line
+        ));
+        return;
+    }
+    let (agent, agent_loc) = match f.get("agent") {
+        Some(n) => match d.string(n, "tasks[].agent") {
+            Some(raw) => match AgentName::parse(&raw) {
+                Ok(agent) => (agent, n.loc),
+                Err(reason) => {
+                    d.error(
+                        n,
+                        format!(
+                            "agent name `{}` cannot be used: {reason}",
+                            raw.escape_debug()
+                        ),
+                        "unsafe agent name",
+                    );
+                    return;
+                }
+            },
+            None => {
+                d.error(
+                    n,
+                    format!("task `{name}` has an empty `agent`"),
+                    "empty agent",
+                );
+                return;
+            }
+        },
+        None => {
+            d.error(
+                name_node,
+                format!("task `{name}` has no `agent`"),
+                "this task",
+            )
+            .hint = Some("add `agent: <name>`, naming an agent of the project".into());
+            return;
+        }
+    };
+    let (description, description_loc) = match f.get("description") {
+        Some(n) => (
+            d.string(n, "tasks[].description").unwrap_or_default(),
+            n.loc,
+        ),
+        None => (String::new(), name_node.loc),
+    };
+    let context = f
+        .get("context")
+        .map(|n| decode_refs(d, n, "context"))
+        .unwrap_or_default();
+    let mut dependencies = Vec::new();
+    if let Some(n) = f.get("dependencies") {
+        if let Some(items) = d.seq(n, "dependencies") {
+            for item in items {
+                // Both `- task_name: x` and the short `- x` are read.
+                if let Some(text) = item.scalar().filter(|_| !item.is_null()) {
+                    dependencies.push(DependencySpec {
+                        task: TaskRef {
+                            name: text.trim().to_string(),
+                            loc: item.loc,
+                        },
+                        dependency_type: "completion".into(),
+                    });
+                    continue;
+                }
+                let Some(entries) = d.map(item, "dependencies[]") else {
+                    continue;
+                };
+                let g = d.fields(entries, DEPENDENCY_KEYS, "dependencies[]", true);
+                let dependency_type = g
+                    .get("dependency_type")
+                    .and_then(|n| d.string(n, "dependency_type"))
+                    .unwrap_or_else(|| "completion".into());
+                match g.get("task_name") {
+                    Some(t) => {
+                        if let Some(task) = d.string(t, "dependencies[].task_name") {
+                            dependencies.push(DependencySpec {
+                                task: TaskRef {
+                                    name: task.trim().to_string(),
+                                    loc: t.loc,
+                                },
+                                dependency_type,
+                            });
+                        }
+                    }
+                    None => {
+                        d.error(item, "a dependency has no `task_name`", "this dependency");
+                    }
+                }
+            }
+        }
+    }
+    let mut priority = Priority::Medium;
+    if let Some(n) = f.get("priority") {
+        if let Some(text) = d.string(n, "priority") {
+            match Priority::parse(&text) {
+                Some(p) => priority = p,
+                None => {
+                    let hint = match did_you_mean(&text.to_ascii_lowercase(), Priority::NAMES) {
+                        Some(close) => format!(
+                            "did you mean `{close}`? Priorities are low, medium, high, critical"
+                        ),
+                        None => "priorities are low, medium, high, critical".into(),
+                    };
+                    d.error(n, format!("unknown priority `{text}`"), "not a priority")
+                        .hint = Some(hint);
+                }
+            }
+        }
+    }
+    let mut timeout_seconds = None;
+    if let Some(n) = f.get("timeout_seconds") {
+        match d.u64(n, "timeout_seconds") {
+            Some(0) => {
+                d.error(n, "`timeout_seconds` must be at least 1", "zero");
+            }
+            value => timeout_seconds = value,
+        }
+    }
+    let retry_count = f
+        .get("retry_count")
+        .and_then(|n| d.u64(n, "retry_count"))
+        .map(|v| v.min(100) as u32);
+    let expected_output = f
+        .get("expected_output")
+        .and_then(|n| d.string(n, "expected_output"))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    tasks.push(TaskSpec {
+        name,
+        name_loc: name_node.loc,
+        agent,
+        agent_loc,
+        description: description.trim().to_string(),
+        description_loc,
+        context,
+        dependencies,
+        priority,
+        timeout_seconds,
+        retry_count,
+        expected_output,
+    });
+}
+
+fn decode_pricing(d: &mut Decoder<'_>, node: &Node, pricing: &mut HashMap<String, Price>) {
+    let Some(entries) = d.map(node, "pricing") else {
+        return;
+    };
+    for (key, value) in entries {
+        let Some(model) = key.scalar() else { continue };
+        let Some(inner) = d.map(value, "pricing.<model>") else {
+            continue;
+        };
+        let f = d.fields(inner, PRICE_KEYS, "pricing.<model>", true);
+        let input = f
+            .get("input_per_million")
+            .and_then(|n| d.f64(n, "input_per_million"));
+        let output = f
+            .get("output_per_million")
+            .and_then(|n| d.f64(n, "output_per_million"));
+        match (input, output) {
+            (Some(i), Some(o)) => {
+                pricing.insert(
+                    model.to_string(),
+                    Price {
+                        input_per_million: i,
+                        output_per_million: o,
+                    },
+                );
+            }
+            _ => {
+                d.error(
+                    value,
+                    format!(
+                        "price for `{model}` needs `input_per_million` and `output_per_million`"
+                    ),
+                    "incomplete price",
+                );
+            }
+        }
+    }
+}
+
+/// Whether a string could be an unsafe name, for reference checks.
+pub fn is_unsafe(name: &str) -> bool {
+    unsafe_reason(name).is_some()
+}

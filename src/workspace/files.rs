@@ -1,0 +1,130 @@
+//! Paths inside the workspace and atomic writes (a temp file beside the target, then a rename),
+//! so a crash at any moment leaves either the old file or the new one, never half of one.
+
+use crate::names::TaskName;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+pub const TASK_OUTPUTS: &str = "task_outputs";
+pub const INTERMEDIATE: &str = "intermediate";
+pub const ARTIFACTS: &str = "intermediate/artifacts";
+pub const FINAL_RESULTS: &str = "final_results";
+pub const CACHE: &str = ".cache";
+pub const HISTORY: &str = "history";
+pub const MANIFEST: &str = "run.json";
+pub const METRICS: &str = "metrics.json";
+pub const TRACE: &str = "trace.jsonl";
+pub const SHARED_DATA: &str = "intermediate/shared_data.json";
+pub const FINAL_OUTPUT: &str = "final_results/orchestra_output.txt";
+
+/// What a run leaves at the top of the workspace, moved to `history/<run-id>/` by the next run.
+const RUN_FILES: &[&str] = &[
+    TASK_OUTPUTS,
+    INTERMEDIATE,
+    FINAL_RESULTS,
+    MANIFEST,
+    METRICS,
+    TRACE,
+];
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+/// Writes `bytes` to `path` through a temp file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+impl Workspace {
+    pub fn new(root: PathBuf) -> Workspace {
+        Workspace { root }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn task_output(&self, task: &TaskName) -> PathBuf {
+        self.root
+            .join(TASK_OUTPUTS)
+            .join(format!("{task}_output.txt"))
+    }
+
+    pub fn task_prompt(&self, task: &TaskName) -> PathBuf {
+        self.root
+            .join(TASK_OUTPUTS)
+            .join(format!("{task}_prompt.md"))
+    }
+
+    /// Where a failed task's errors go (the seed's `failed_task_output.txt` idea, per task).
+    pub fn task_error(&self, task: &TaskName) -> PathBuf {
+        self.root
+            .join(TASK_OUTPUTS)
+            .join(format!("{task}_error.txt"))
+    }
+
+    pub fn create_layout(&self) -> std::io::Result<()> {
+        for dir in [TASK_OUTPUTS, ARTIFACTS, FINAL_RESULTS, CACHE] {
+            std::fs::create_dir_all(self.root.join(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Moves the previous run's files under `history/<run-id>/`, so a new run never silently
+    /// destroys the last one. Returns the id they were filed under.
+    pub fn archive_previous(&self) -> std::io::Result<Option<String>> {
+        let present: Vec<&str> = RUN_FILES
+            .iter()
+            .copied()
+            .filter(|f| {
+                let path = self.root.join(f);
+                path.is_file()
+                    || std::fs::read_dir(&path)
+                        .map(|mut d| d.next().is_some())
+                        .unwrap_or(false)
+            })
+            .collect();
+        if present.is_empty() {
+            return Ok(None);
+        }
+        let previous_id = std::fs::read(self.root.join(MANIFEST))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|v| {
+                v.get("run_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_string)
+            })
+            .filter(|id| crate::names::unsafe_reason(id).is_none())
+            .unwrap_or_else(|| format!("unknown-{}", crate::exec::ids::timestamp_id()));
+        let mut target = self.root.join(HISTORY).join(&previous_id);
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = self.root.join(HISTORY).join(format!("{previous_id}-{n}"));
+        }
+        std::fs::create_dir_all(&target)?;
+        for name in present {
+            std::fs::rename(self.root.join(name), target.join(name))?;
+        }
+        let id = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&previous_id)
+            .to_string();
+        Ok(Some(id))
+    }
+}

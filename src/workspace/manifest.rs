@@ -1,0 +1,157 @@
+//! `run.json`: what a run did, task by task and attempt by attempt. Written when the run starts,
+//! as tasks end (at most a few times a second), and when it ends; always atomically, so it can
+//! be read after a crash at any moment.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    /// Reused from the task cache without calling the model.
+    Cached,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Cached => "cached",
+        }
+    }
+
+    /// Whether the task has an output others can build on.
+    pub fn has_output(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Cached)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub started_unix_ms: u64,
+    pub duration_ms: u64,
+    /// Time spent waiting on the provider (the call itself).
+    pub provider_ms: u64,
+    /// Time spent waiting for the shared rate limit before the call.
+    pub rate_wait_ms: u64,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry_in_ms: Option<u64>,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskRecord {
+    pub name: String,
+    pub agent: String,
+    pub status: TaskStatus,
+    pub provider: String,
+    pub model: String,
+    pub attempts: Vec<AttemptRecord>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub started_unix_ms: Option<u64>,
+    pub duration_ms: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cache_key: Option<String>,
+    /// Why the task failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrchestraRef {
+    pub id: String,
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub llm_calls: u64,
+    pub cost_usd: f64,
+    pub succeeded: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub run_id: String,
+    pub goal: String,
+    pub orchestra: OrchestraRef,
+    pub workspace: String,
+    pub strategy: String,
+    pub started_at: String,
+    pub started_unix_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ended_at: Option<String>,
+    pub duration_ms: u64,
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stop_reason: Option<String>,
+    pub tasks: Vec<TaskRecord>,
+    pub totals: Totals,
+}
+
+impl Manifest {
+    pub fn recompute_totals(&mut self) {
+        let mut totals = Totals::default();
+        for task in &self.tasks {
+            totals.tokens_in += task.tokens_in;
+            totals.tokens_out += task.tokens_out;
+            totals.llm_calls += task.attempts.len() as u64;
+            totals.cost_usd += task.cost_usd;
+            match task.status {
+                TaskStatus::Succeeded => totals.succeeded += 1,
+                TaskStatus::Cached => totals.cached += 1,
+                TaskStatus::Failed => totals.failed += 1,
+                TaskStatus::Skipped => totals.skipped += 1,
+                TaskStatus::Pending | TaskStatus::Running => {}
+            }
+        }
+        self.totals = totals;
+    }
+}

@@ -1,0 +1,11 @@
+//! The workspace folder: the seed's layout (`task_outputs/`, `intermediate/`,
+//! `final_results/`) plus `run.json`, `metrics.json`, `trace.jsonl`, the task cache and the
+//! history of earlier runs. Every file is written atomically; nothing is written outside it.
+
+pub mod files;
+pub mod lock;
+pub mod manifest;
+
+pub use files::{write_atomic, Workspace};
+pub use lock::{LockError, WorkspaceLock};
+pub use manifest::{AttemptRecord, Manifest, RunStatus, TaskRecord, TaskStatus};

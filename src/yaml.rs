@@ -1,0 +1,273 @@
+//! A YAML document as a tree of nodes that remember where they came from, built from
+//! saphyr-parser's events. It resolves anchors and aliases and nothing else: typing is the
+//! decoder's job, so a wrong type can be reported at the value's own line and column.
+
+use crate::diag::Diagnostic;
+use crate::source::{Loc, SourceFile};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub value: Value,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// A scalar as written; `plain` is false for quoted and block scalars.
+    Scalar {
+        text: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    pub fn scalar(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The kind of node, for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            _ if self.is_null() => "nothing (null)",
+            Value::Scalar { text, plain: true } if parse_bool(text).is_some() => "a boolean",
+            Value::Scalar { text, plain: true } if text.parse::<f64>().is_ok() => "a number",
+            Value::Scalar { .. } => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// Looks a key up in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.scalar() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The node as plain JSON, for sections we keep but do not interpret.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            _ if self.is_null() => serde_json::Value::Null,
+            Value::Scalar { text, plain } => {
+                if *plain {
+                    if let Some(b) = parse_bool(text) {
+                        return serde_json::Value::Bool(b);
+                    }
+                    if let Ok(i) = text.parse::<i64>() {
+                        return serde_json::Value::from(i);
+                    }
+                    if let Ok(f) = text.parse::<f64>() {
+                        if f.is_finite() {
+                            return serde_json::Value::from(f);
+                        }
+                    }
+                }
+                serde_json::Value::String(text.clone())
+            }
+            Value::Seq(items) => items.iter().map(Node::to_json).collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| (k.scalar().unwrap_or_default().to_string(), v.to_json()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+}
+
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "on" => Some(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn loc_of(span: &Span, file: &SourceFile) -> Loc {
+    let start = span.start;
+    let len = if span.end.line() == start.line() {
+        span.end.col().saturating_sub(start.col())
+    } else {
+        // A value running over several lines: underline to the end of its first line.
+        file.line_text(start.line())
+            .map(|l| l.chars().count().saturating_sub(start.col()))
+            .unwrap_or(1)
+    };
+    Loc {
+        line: start.line(),
+        col: start.col(),
+        len: len.max(1),
+    }
+}
+
+/// Parses the first document of a file. An empty file is a null node.
+pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
+    let mut builder = Builder {
+        file,
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        root: None,
+    };
+    let mut parser = Parser::new_from_str(&file.text);
+    while let Some(item) = parser.next_event() {
+        match item {
+            Ok((event, span)) => {
+                if builder.event(event, span)? {
+                    break;
+                }
+            }
+            Err(error) => {
+                let marker = error.marker();
+                let loc = Loc {
+                    line: marker.line(),
+                    col: marker.col(),
+                    len: 1,
+                };
+                return Err(Diagnostic::error(format!("invalid YAML: {}", error.info()))
+                    .at(file, loc, "here")
+                    .hint("check the indentation and quoting on this line and the one above"));
+            }
+        }
+    }
+    Ok(builder.root.unwrap_or(Node {
+        value: Value::Scalar {
+            text: String::new(),
+            plain: true,
+        },
+        loc: Loc {
+            line: 1,
+            col: 0,
+            len: 1,
+        },
+    }))
+}
+
+enum Frame {
+    Seq(Node, usize),
+    Map(Node, usize, Option<Node>),
+}
+
+struct Builder<'a> {
+    file: &'a Arc<SourceFile>,
+    anchors: HashMap<usize, Node>,
+    stack: Vec<Frame>,
+    root: Option<Node>,
+}
+
+impl Builder<'_> {
+    /// Feeds one event; returns true when the first document is complete.
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<bool, Diagnostic> {
+        let loc = loc_of(&span, self.file);
+        match event {
+            Event::Scalar(text, style, anchor, _tag) => {
+                let node = Node {
+                    value: Value::Scalar {
+                        text: text.into_owned(),
+                        plain: matches!(style, ScalarStyle::Plain),
+                    },
+                    loc,
+                };
+                self.finish(node, anchor)
+            }
+            Event::Alias(anchor) => match self.anchors.get(&anchor).cloned() {
+                Some(mut node) => {
+                    node.loc = loc;
+                    self.finish(node, 0)
+                }
+                None => Err(Diagnostic::error("invalid YAML: unknown alias").at(
+                    self.file,
+                    loc,
+                    "this alias",
+                )),
+            },
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(
+                    Node {
+                        value: Value::Seq(Vec::new()),
+                        loc,
+                    },
+                    anchor,
+                ));
+                Ok(false)
+            }
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(
+                    Node {
+                        value: Value::Map(Vec::new()),
+                        loc,
+                    },
+                    anchor,
+                    None,
+                ));
+                Ok(false)
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq(node, anchor)) | Some(Frame::Map(node, anchor, _)) => {
+                    self.finish(node, anchor)
+                }
+                None => Ok(false),
+            },
+            Event::DocumentEnd => Ok(self.root.is_some()),
+            Event::StreamEnd => Ok(true),
+            Event::Nothing | Event::StreamStart | Event::DocumentStart(_) => Ok(false),
+        }
+    }
+
+    fn finish(&mut self, node: Node, anchor: usize) -> Result<bool, Diagnostic> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                self.root = Some(node);
+                Ok(false)
+            }
+            Some(Frame::Seq(parent, _)) => {
+                if let Value::Seq(items) = &mut parent.value {
+                    items.push(node);
+                }
+                Ok(false)
+            }
+            Some(Frame::Map(parent, _, pending)) => {
+                match pending.take() {
+                    None => *pending = Some(node),
+                    Some(key) => {
+                        if let Value::Map(entries) = &mut parent.value {
+                            if let Some(name) = key.scalar() {
+                                if let Some((first, _)) =
+                                    entries.iter().find(|(k, _)| k.scalar() == Some(name))
+                                {
+                                    return Err(Diagnostic::error(format!(
+                                        "duplicate key `{name}`"
+                                    ))
+                                    .at(self.file, key.loc, "this key appears twice")
+                                    .hint(format!(
+                                        "the first `{name}` is on line {}; keep one",
+                                        first.loc.line
+                                    )));
+                                }
+                            }
+                            entries.push((key, node));
+                        }
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
