@@ -70,6 +70,15 @@ pub struct ValidateArgs {
     /// Print diagnostics as JSON
     #[arg(long)]
     pub json: bool,
+    /// Check as if every task used this provider (as `run --provider` would)
+    #[arg(long, env = "SUPER_PROVIDER")]
+    pub provider: Option<String>,
+    /// Check as if every task used this model
+    #[arg(long, env = "SUPER_MODEL")]
+    pub model: Option<String>,
+    /// Check as if every task used this base URL
+    #[arg(long, env = "SUPER_BASE_URL")]
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

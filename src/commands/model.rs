@@ -1,6 +1,8 @@
 //! `model list | path | pull`: the embedded model's cache.
 
-use super::{Failure, Outcome, EXIT_FAILED, EXIT_OK};
+use super::{Failure, Outcome};
+#[cfg(feature = "local")]
+use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::ModelCommand;
 
 #[cfg(not(feature = "local"))]

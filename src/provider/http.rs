@@ -454,18 +454,17 @@ fn transport_error(error: &reqwest::Error, url: &str) -> ProviderError {
     ProviderError::new(kind, message)
 }
 
+/// A body that broke off while being read. We parse bytes ourselves, so reqwest's body errors
+/// (including its "decode" ones) all mean the connection ended early.
 fn body_error(error: &reqwest::Error) -> ProviderError {
-    if error.is_decode() {
-        ProviderError::new(
-            ErrorKind::Malformed,
-            format!("failed to decode the reply: {error}"),
-        )
-    } else {
-        ProviderError::new(
-            ErrorKind::Truncated,
-            "the connection closed in the middle of the reply",
-        )
+    let mut message = String::from("the connection closed in the middle of the reply");
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
     }
+    ProviderError::new(ErrorKind::Truncated, message)
 }
 
 async fn read_limited(response: reqwest::Response) -> String {

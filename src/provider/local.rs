@@ -2,10 +2,11 @@
 //! thread, streaming tokens back over a channel. Dropping the call (a timeout, Ctrl-C) raises a
 //! cancel flag that the generation loop checks after every token.
 
-use super::types::{
-    ChatRequest, ChatResponse, ErrorKind, ProviderError, RateHints, TokenSink, Usage,
-};
+use super::types::{ChatRequest, ChatResponse, ErrorKind, ProviderError, TokenSink};
+#[cfg(feature = "local")]
+use super::types::{RateHints, Usage};
 use std::path::PathBuf;
+#[cfg(feature = "local")]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,8 +19,10 @@ pub struct LocalEngine {
 }
 
 /// Raises the cancel flag when the call is dropped before it ends.
+#[cfg(feature = "local")]
 struct CancelOnDrop(Arc<AtomicBool>);
 
+#[cfg(feature = "local")]
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);

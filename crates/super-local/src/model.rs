@@ -2,8 +2,10 @@
 //! fast tensor types) with candle's `quantized_llama`, and generates chat completions token by
 //! token with streaming, cancellation, sampling and usage/timing figures.
 //!
-//! Context length: `llama.context_length` from the GGUF, capped at candle's rotary table size
-//! (`quantized_llama::MAX_SEQ_LEN`, 4096). When a rendered prompt does not fit together with a
+//! The forward pass itself is in `crate::llama`.
+//!
+//! Context length: `llama.context_length` from the GGUF (8192 for SmolLM2), capped at
+//! [`MAX_CONTEXT`]. When a rendered prompt does not fit together with a
 //! reserve for the answer (`min(max_tokens, context / 4)` tokens), the prompt is truncated:
 //! the leading system block (`<|im_start|>system ... <|im_end|>`, if not longer than half the
 //! budget) and the most recent tail are kept, the middle is dropped, and
@@ -16,17 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::{self, ModelWeights};
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::convert::{self, WeightsOrigin};
+use crate::llama::Llama;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{LocalError, DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME};
 
 /// Prompt tokens fed to the model per forward pass.
 const PREFILL_CHUNK: usize = 256;
+/// Upper bound on the context length, whatever the GGUF says (the KV cache costs
+/// `2 × layers × kv_heads × head_dim × 4` bytes per position: 46 KB for SmolLM2-135M).
+pub const MAX_CONTEXT: usize = 8192;
 /// `<|endoftext|>`: generation also stops on it.
 const ENDOFTEXT_ID: u32 = 0;
 
@@ -139,12 +143,14 @@ pub struct LoadInfo {
     pub context_length: usize,
     /// CPU threads in effect.
     pub threads: usize,
+    /// Whether the weights were zero-padded for candle's AVX-512-VNNI / AVX-VNNI kernels.
+    pub padded_for_vnni: bool,
 }
 
 /// The embedded model, ready to generate. `Send`; one generation at a time (`&mut self`).
 pub struct LocalModel {
     name: String,
-    weights: ModelWeights,
+    weights: Llama,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     context_length: usize,
@@ -211,14 +217,6 @@ impl LocalModel {
                 ),
             });
         }
-        let ctx_md = content
-            .metadata
-            .get("llama.context_length")
-            .and_then(|v| v.to_u32().ok())
-            .map(|v| v as usize)
-            .unwrap_or(2048);
-        let context_length = ctx_md.clamp(1, quantized_llama::MAX_SEQ_LEN);
-
         let tokenizer = Tokenizer::from_gguf(&content).map_err(|e| match e {
             LocalError::Tokenizer { message, .. } => LocalError::Tokenizer {
                 path: md_path.clone(),
@@ -251,13 +249,20 @@ impl LocalModel {
         stop_ids.sort_unstable();
         stop_ids.dedup();
 
-        let weights = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(|e| {
+        let weights = Llama::from_gguf(&content, &mut reader, MAX_CONTEXT, true).map_err(|e| {
             LocalError::Weights {
                 path: md_path.clone(),
                 message: e.to_string(),
             }
         })?;
         drop(reader);
+        drop(content);
+        let mut weights = weights;
+        weights.warm_up().map_err(|e| LocalError::Weights {
+            path: md_path.clone(),
+            message: e.to_string(),
+        })?;
+        let context_length = weights.dims().context_length;
 
         let info = LoadInfo {
             source: path.to_path_buf(),
@@ -266,6 +271,7 @@ impl LocalModel {
             duration: start.elapsed(),
             context_length,
             threads: crate::threads(),
+            padded_for_vnni: weights.padded(),
         };
         Ok(Self {
             name: model_name_for(path),
@@ -372,9 +378,14 @@ impl LocalModel {
         if params.max_tokens == 0 {
             return Ok(out);
         }
-        let result = self.run(&tokens, params, on_token, start, &mut out);
-        // The KV cache holds ~46 KB per token: free it between generations.
-        self.weights.clear_kv_cache();
+        let capacity = tokens.len() + params.max_tokens;
+        let result = self
+            .weights
+            .reset_cache(capacity)
+            .map_err(LocalError::from)
+            .and_then(|()| self.run(&tokens, params, on_token, start, &mut out));
+        // The KV cache holds ~46 KB per position: free it between generations.
+        self.weights.drop_cache();
         result.map(|()| out)
     }
 
@@ -386,9 +397,6 @@ impl LocalModel {
         start: Instant,
         out: &mut Generation,
     ) -> Result<(), LocalError> {
-        let device = Device::Cpu;
-        self.weights.clear_kv_cache();
-
         let prefill_start = Instant::now();
         let mut pos = 0usize;
         let mut logits = None;
@@ -398,15 +406,13 @@ impl LocalModel {
                 out.prompt_duration = prefill_start.elapsed();
                 return Ok(());
             }
-            let input = Tensor::new(chunk, &device)?.unsqueeze(0)?;
-            logits = Some(self.weights.forward(&input, pos)?);
+            logits = Some(self.weights.forward(chunk, pos)?);
             pos += chunk.len();
         }
         out.prompt_duration = prefill_start.elapsed();
-        let Some(logits) = logits else {
+        let Some(mut logits) = logits else {
             return Err(LocalError::EmptyPrompt);
         };
-        let mut logits = logits.squeeze(0)?;
 
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling(params));
         let mut decoder = StreamDecoder::new();
@@ -439,12 +445,13 @@ impl LocalModel {
                 out.stop = StopReason::MaxTokens;
                 break;
             }
-            if pos >= self.context_length {
+            if pos >= self.weights.cache_capacity() {
+                // The cache is sized to prompt + max_tokens capped at the context length, so
+                // this only triggers at the context end.
                 out.stop = StopReason::ContextFull;
                 break;
             }
-            let input = Tensor::new(&[next], &device)?.unsqueeze(0)?;
-            logits = self.weights.forward(&input, pos)?.squeeze(0)?;
+            logits = self.weights.forward(&[next], pos)?;
             pos += 1;
         }
         let rest = decoder.finish();
