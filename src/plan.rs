@@ -541,3 +541,146 @@ impl<'p> Scheduler<'p> {
         left
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn orchestra(tasks: &[(Vec<usize>, &str)], strategy: &str, max_parallel: usize) -> String {
+        let mut yaml = format!("metadata:\n  id: prop\norchestra:\n  execution:\n    strategy: {strategy}\n    max_parallel_tasks: {max_parallel}\ntasks:\n");
+        for (i, (deps, priority)) in tasks.iter().enumerate() {
+            yaml.push_str(&format!(
+                "  - name: t{i}\n    agent: a\n    priority: {priority}\n"
+            ));
+            if !deps.is_empty() {
+                let names: Vec<String> = deps.iter().map(|d| format!("t{d}")).collect();
+                yaml.push_str(&format!("    context: [{}]\n", names.join(", ")));
+            }
+        }
+        yaml
+    }
+
+    fn plan_of(yaml: &str) -> (Option<Plan>, Diagnostics) {
+        let file = SourceFile::new(Path::new("prop_orchestra.yaml"), yaml.to_string());
+        let root = crate::yaml::parse(&file).expect("valid yaml");
+        let mut diags = Diagnostics::default();
+        let spec = crate::spec::decode_orchestra(&file, &root, &mut diags).expect("decodes");
+        let plan = Plan::build(&spec, PlanOptions::default(), &mut diags);
+        (plan, diags)
+    }
+
+    fn priority_name(p: u8) -> &'static str {
+        Priority::NAMES[p as usize % 4]
+    }
+
+    /// A random DAG: every edge points to an earlier task.
+    fn dag() -> impl proptest::strategy::Strategy<Value = Vec<(Vec<usize>, &'static str)>> {
+        (1usize..40).prop_flat_map(|n| {
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+                    any::<u8>(),
+                ),
+                n,
+            )
+            .prop_map(|raw| {
+                raw.into_iter()
+                    .enumerate()
+                    .map(|(i, (deps, p))| {
+                        let mut deps: Vec<usize> = if i == 0 {
+                            Vec::new()
+                        } else {
+                            deps.iter().map(|d| d.index(i)).collect()
+                        };
+                        deps.sort();
+                        deps.dedup();
+                        (deps, priority_name(p))
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_order_respects_every_edge(tasks in dag(), parallel in 1usize..6, strategy in prop_oneof![Just("sequential"), Just("parallel")]) {
+            let (plan, diags) = plan_of(&orchestra(&tasks, strategy, parallel));
+            let plan = plan.unwrap_or_else(|| panic!("{}", diags.render(false)));
+            prop_assert_eq!(plan.order.len(), tasks.len());
+            for (i, (deps, _)) in tasks.iter().enumerate() {
+                for &d in deps {
+                    prop_assert!(plan.position[d] < plan.position[i], "t{} must come before t{}", d, i);
+                }
+            }
+            for wave in &plan.waves {
+                let limit = if strategy == "sequential" { 1 } else { parallel };
+                prop_assert!(wave.len() <= limit);
+                for &i in wave {
+                    for &d in &tasks[i].0 {
+                        prop_assert!(!wave.contains(&d), "a task never starts with its own dependency");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_cycle_is_always_detected(tasks in dag(), from in any::<proptest::sample::Index>(), to in any::<proptest::sample::Index>()) {
+            let mut tasks = tasks;
+            let n = tasks.len();
+            // Close a cycle: a back edge from an earlier task to a later one that (transitively) depends on it, or a self-loop.
+            let a = from.index(n);
+            let b = to.index(n).max(a);
+            let mut chain: Vec<usize> = vec![b];
+            let mut node = b;
+            while node > a {
+                let next = node - 1;
+                if !tasks[node].0.contains(&next) {
+                    tasks[node].0.push(next);
+                }
+                node = next;
+                chain.push(node);
+            }
+            tasks[a].0.push(b);
+            let (plan, diags) = plan_of(&orchestra(&tasks, "sequential", 1));
+            prop_assert!(plan.is_none());
+            let text = diags.render(false);
+            prop_assert!(text.contains("dependency cycle"), "{}", text);
+        }
+    }
+
+    #[test]
+    fn sequential_order_takes_priority_then_file_order() {
+        let tasks = vec![
+            (vec![], "low"),
+            (vec![], "critical"),
+            (vec![0], "critical"),
+            (vec![], "medium"),
+            (vec![], "medium"),
+        ];
+        let (plan, _) = plan_of(&orchestra(&tasks, "sequential", 1));
+        let plan = plan.expect("valid");
+        assert_eq!(plan.order, vec![1, 3, 4, 0, 2]);
+    }
+
+    #[test]
+    fn a_failure_skips_everything_downstream() {
+        let tasks = vec![
+            (vec![], "medium"),
+            (vec![0], "medium"),
+            (vec![1], "medium"),
+            (vec![], "medium"),
+        ];
+        let (plan, _) = plan_of(&orchestra(&tasks, "parallel", 4));
+        let plan = plan.expect("valid");
+        let mut scheduler = Scheduler::new(&plan);
+        assert_eq!(scheduler.next_ready(), Some(0));
+        assert_eq!(scheduler.next_ready(), Some(3));
+        assert_eq!(scheduler.finish(0, false), vec![1, 2]);
+        assert_eq!(scheduler.finish(3, true), Vec::<usize>::new());
+        assert_eq!(scheduler.next_ready(), None);
+        assert_eq!(scheduler.running(), 0);
+    }
+}

@@ -552,23 +552,46 @@ mod tests {
                 let scale = w.abs()?.max_all()?.to_scalar::<f32>()?;
                 let g_top = g.argmax(0)?.to_scalar::<u32>()?;
                 let w_top = w.argmax(0)?.to_scalar::<u32>()?;
+                let kl = kl_divergence(w, g)?;
                 eprintln!(
-                    "padded={padded}: max |diff| {err} (max |logit| {scale}), top {g_top}/{w_top}"
+                    "padded={padded}: max |diff| {err} (max |logit| {scale}), KL {kl}, top {g_top}/{w_top}"
                 );
-                // Unpadded runs the same kernels: float-order noise only. Padded quantizes
-                // activations per 256 values (Q8K) instead of per 32 (Q8_0): small drift.
-                let tol = if padded { 0.05 } else { 1e-3 };
-                assert!(err <= tol * scale, "padded={padded}: {err} vs {scale}");
+                if padded {
+                    // Activations are quantized per 256 values (Q8K) instead of per 32 (Q8_0):
+                    // a small drift (mean KL ~0.016 against f32 activations over 40 tokens,
+                    // vs ~0.003 for Q8_0; see `drift_vs_f32`).
+                    assert!(kl < 0.05, "padded: KL {kl}");
+                } else {
+                    // Same kernels as candle: identical up to float summation order.
+                    assert!(err <= 1e-4 * scale, "unpadded: {err} vs {scale}");
+                }
                 assert_eq!(g_top, w_top, "padded={padded}");
             }
         }
         Ok(())
     }
 
+    /// KL(softmax(want) || softmax(got)) in nats.
+    fn kl_divergence(want: &Tensor, got: &Tensor) -> Result<f64> {
+        let lw = candle_nn::ops::log_softmax(&want.unsqueeze(0)?, 1)?;
+        let lg = candle_nn::ops::log_softmax(&got.unsqueeze(0)?, 1)?;
+        let kl = (lw.exp()? * (lw - lg)?)?.sum_all()?.to_scalar::<f32>()?;
+        Ok(kl as f64)
+    }
+
+    /// Measures how far each variant's logits drift from f32 activations over 40 greedy
+    /// tokens (teacher-forced on the f32 run's tokens). Prints, asserts nothing. It sets
+    /// `CANDLE_DEQUANTIZE_ALL`, which leaks into tests running beside it, hence ignored; run
+    /// it alone: `cargo test -p super-local --release --lib -- --ignored --nocapture drift`.
+    /// Measured: padded with f32 activations KL 7e-9 (padding is exact); Q8_0 activations
+    /// KL 0.0032, top-1 40/41; padded (Q8K activations) KL 0.016, top-1 39/41.
     #[test]
     #[ignore]
     fn drift_vs_f32() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let path = crate::default_model_path();
+        if !path.exists() {
+            return Ok(());
+        }
         let run = |pad: bool, forced: Option<Vec<u32>>| -> (Vec<Tensor>, Vec<u32>) {
             let mut prepared = crate::convert::prepare(&path).unwrap();
             let tokenizer = crate::Tokenizer::from_gguf(&prepared.content).unwrap();
@@ -619,10 +642,7 @@ mod tests {
                 if g.argmax(0)?.to_scalar::<u32>()? == w.argmax(0)?.to_scalar::<u32>()? {
                     agree += 1;
                 }
-                let pw = candle_nn::ops::softmax_last_dim(&w.unsqueeze(0)?)?;
-                let lg = candle_nn::ops::log_softmax(&g.unsqueeze(0)?, 1)?;
-                let lw = candle_nn::ops::log_softmax(&w.unsqueeze(0)?, 1)?;
-                kl += (pw * (lw - lg)?)?.sum_all()?.to_scalar::<f32>()? as f64;
+                kl += kl_divergence(w, g)?;
             }
             eprintln!(
                 "{name}: worst max|diff| {worst}, top-1 agree {agree}/{}, mean KL {}",
@@ -630,6 +650,43 @@ mod tests {
                 kl / got.len() as f64
             );
         }
+
+        // Mean negative log-likelihood of a fixed text, one token at a time.
+        let text = "The history of computing is longer than the history of computing hardware. \
+            Early devices such as the abacus helped people keep track of numbers, and in the \
+            seventeenth century mechanical calculators could add and multiply. Charles Babbage \
+            designed the Analytical Engine, a general purpose machine that was never finished, \
+            and Ada Lovelace wrote what many consider the first program for it. In the twentieth \
+            century, electronic computers replaced mechanical ones, and transistors made them \
+            smaller, faster and cheaper.\n\ndef mean(values):\n    total = 0\n    for v in values:\n        \
+            total += v\n    return total / len(values)\n";
+        let nll = |pad: bool| -> f64 {
+            let mut prepared = crate::convert::prepare(&path).unwrap();
+            let tokenizer = crate::Tokenizer::from_gguf(&prepared.content).unwrap();
+            let toks = tokenizer.encode(text);
+            let mut m =
+                Llama::from_gguf(&prepared.content, &mut prepared.reader, 4096, pad).unwrap();
+            m.reset_cache(toks.len()).unwrap();
+            let mut total = 0f64;
+            for i in 0..toks.len() - 1 {
+                let logits = m.forward(&toks[i..i + 1], i).unwrap();
+                let lp = candle_nn::ops::log_softmax(&logits, 0).unwrap();
+                total -= lp
+                    .get(toks[i + 1] as usize)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap() as f64;
+            }
+            total / (toks.len() - 1) as f64
+        };
+        std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1");
+        let f32_nll = std::thread::scope(|s| s.spawn(|| nll(false)).join().unwrap());
+        std::env::remove_var("CANDLE_DEQUANTIZE_ALL");
+        let q8_nll = std::thread::scope(|s| s.spawn(|| nll(false)).join().unwrap());
+        let pad_nll = std::thread::scope(|s| s.spawn(|| nll(true)).join().unwrap());
+        eprintln!(
+            "mean NLL: f32 activations {f32_nll:.4}, Q8_0 {q8_nll:.4}, padded Q8K {pad_nll:.4}"
+        );
         Ok(())
     }
 
