@@ -423,7 +423,7 @@ fn sigint_saves_an_interrupted_manifest() {
     )
     .expect("stub");
     let project = Project::sdlc("openai", &server.openai_base_url());
-    let mut child = project
+    let child = project
         .command()
         .args(["orchestra", "run", "sdlc", "--goal", GOAL])
         .stdout(std::process::Stdio::piped())

@@ -1,0 +1,141 @@
+//! The smaller commands: list, graph, completions, help, and the shipped examples.
+
+use crate::support::{code, stderr, stdout, Project};
+use std::path::Path;
+
+#[test]
+fn list_shows_every_orchestra_and_broken_ones_with_their_error() {
+    let project = Project::sdlc("ollama", "http://127.0.0.1:9");
+    project.orchestra("broken", "metadata:\n  id: broken\ntasks:\n  - name: a\n    agent: developer\n    context: [ghost]\n");
+    let output = project.run(&["orch", "ls"]);
+    assert_eq!(code(&output), 0);
+    let text = stdout(&output);
+    assert!(text.starts_with("ID "), "{text}");
+    assert!(
+        text.contains("sdlc")
+            && text.contains("Sdlc Orchestra")
+            && text.contains("developer, devops_engineer, qa_engineer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(invalid)") && text.contains("broken_orchestra.yaml:6:15"),
+        "{text}"
+    );
+    assert!(stderr(&output).contains("1 invalid"));
+}
+
+#[test]
+fn graph_draws_mermaid_and_dot() {
+    let project = Project::sdlc("ollama", "http://127.0.0.1:9");
+    let mermaid = stdout(&project.run(&["orchestra", "graph", "sdlc"]));
+    assert!(mermaid.starts_with("graph TD\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("t0 --> t1") && mermaid.contains("t1 --> t2"),
+        "{mermaid}"
+    );
+    let dot = stdout(&project.run(&["orchestra", "graph", "sdlc", "--format", "dot"]));
+    assert!(
+        dot.starts_with("digraph \"sdlc\"")
+            && dot.contains("\"implement_feature\" -> \"configure_ci_pipeline\";"),
+        "{dot}"
+    );
+}
+
+#[test]
+fn completions_and_help_work_everywhere() {
+    let project = Project::empty();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = project.run(&["completions", shell]);
+        assert_eq!(code(&output), 0);
+        assert!(stdout(&output).contains("orchestra"), "{shell}");
+    }
+    for command in [
+        vec!["--help"],
+        vec!["orchestra", "--help"],
+        vec!["orchestra", "run", "--help"],
+        vec!["orchestra", "validate", "--help"],
+        vec!["orchestra", "create", "--help"],
+        vec!["orchestra", "list", "--help"],
+        vec!["orchestra", "graph", "--help"],
+        vec!["agent", "pull", "--help"],
+        vec!["agent", "show", "--help"],
+        vec!["agent", "list", "--help"],
+        vec!["model", "list", "--help"],
+        vec!["init", "--help"],
+        vec!["orch", "ru", "--help"],
+        vec!["orch", "cr", "--help"],
+    ] {
+        let output = project.run(&command);
+        assert_eq!(code(&output), 0, "{command:?}");
+        assert!(stdout(&output).contains("Usage"), "{command:?}");
+    }
+    let bad = project.run(&["orchestra", "run", "sdlc"]);
+    assert_eq!(code(&bad), 2, "a missing --goal is a usage error");
+}
+
+#[test]
+fn a_file_without_ids_takes_them_from_its_name() {
+    let project = Project::sdlc("ollama", "http://127.0.0.1:9");
+    let path = project.path("elsewhere/quick_review_orchestra.yaml");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    std::fs::write(&path, "tasks:\n  - name: a\n    agent: Developer\n").expect("write");
+    let output = project.run(&["orchestra", "validate", path.to_str().expect("utf-8")]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("orchestra `quick_review`"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_shipped_examples_validate() {
+    let example = repository().join("examples/sdlc");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_super"))
+            .current_dir(&example)
+            .env("SUPER_PROVIDER", "ollama")
+            .env("SUPER_MODEL", "llama3.2")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    for id in ["sdlc", "content_creation", "data_analysis"] {
+        let output = run(&["orchestra", "validate", id, "--strict"]);
+        assert_eq!(code(&output), 0, "{id}: {}", stderr(&output));
+    }
+    for file in [
+        "parallel_review_orchestra.yaml",
+        "mixed_release_orchestra.yaml",
+    ] {
+        let path = repository().join("orchestras").join(file);
+        let output = run(&[
+            "orchestra",
+            "validate",
+            path.to_str().expect("utf-8"),
+            "--strict",
+        ]);
+        assert_eq!(
+            code(&output),
+            0,
+            "{file}: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        let dry = run(&[
+            "orchestra",
+            "run",
+            path.to_str().expect("utf-8"),
+            "--goal",
+            "Ship it",
+            "--dry-run",
+        ]);
+        assert_eq!(code(&dry), 0, "{file}: {}", stderr(&dry));
+        assert!(stdout(&dry).contains("wave 2"), "{file}: {}", stdout(&dry));
+    }
+}
