@@ -481,10 +481,8 @@ fn write_results(
     outputs: &[Option<Arc<str>>],
 ) {
     let mut shared = serde_json::Map::new();
-    for record in &manifest.tasks {
-        let Some(index) = loaded.spec.task_index(&record.name) else {
-            continue;
-        };
+    // Manifest rows are in plan order.
+    for (record, &index) in manifest.tasks.iter().zip(&loaded.plan.order) {
         if let Some(output) = &outputs[index] {
             shared.insert(
                 record.name.clone(),

@@ -415,11 +415,13 @@ pub fn decode_orchestra(
 
     let mut tasks: Vec<TaskSpec> = Vec::new();
     let mut rejected_task_names = Vec::new();
+    // Name -> line of its first use, for duplicate checks without a quadratic scan.
+    let mut seen: HashMap<TaskName, usize> = HashMap::new();
     match top.get("tasks") {
         Some(node) => {
             if let Some(items) = d.seq(node, "tasks") {
                 for item in items {
-                    decode_task(&mut d, item, &mut tasks, &mut rejected_task_names);
+                    decode_task(&mut d, item, &mut tasks, &mut seen, &mut rejected_task_names);
                 }
             }
         }
@@ -712,6 +714,7 @@ fn decode_task(
     d: &mut Decoder<'_>,
     node: &Node,
     tasks: &mut Vec<TaskSpec>,
+    seen: &mut HashMap<TaskName, usize>,
     rejected: &mut Vec<String>,
 ) {
     let Some(entries) = d.map(node, "tasks[]") else {
@@ -738,18 +741,18 @@ fn decode_task(
             return;
         }
     };
-    if let Some(first) = tasks.iter().find(|t| t.name == name) {
+    if let Some(first_line) = seen.get(&name) {
         d.error(
             name_node,
             format!("duplicate task name `{name}`"),
             "this name is already taken",
         )
         .hint = Some(format!(
-            "the first `{name}` is on line {}; task names must be unique",
-            first.name_loc.line
+            "the first `{name}` is on line {first_line}; task names must be unique"
         ));
         return;
     }
+    seen.insert(name.clone(), name_node.loc.line);
     let (agent, agent_loc) = match f.get("agent") {
         Some(n) => match d.string(n, "tasks[].agent") {
             Some(raw) => match AgentName::parse(&raw) {

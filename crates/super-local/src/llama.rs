@@ -465,13 +465,6 @@ impl Llama {
     }
 }
 
-/// A copy of a quantized tensor (QTensor is not `Clone`).
-#[cfg(test)]
-fn copy_qtensor(t: &QTensor) -> Result<QTensor> {
-    let storage = QStorage::from_data(t.data()?, &Device::Cpu, t.dtype())?;
-    QTensor::new(storage, t.shape().clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,7 +166,7 @@ fn render_chat_with_and_without_system_message() {
         .render_chat(&[ChatMessage::user("hi")])
         .expect("render");
     assert!(without.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"));
-    assert_eq!(model.context_length(), 4096);
+    assert_eq!(model.context_length(), 8192);
 }
 
 #[test]
