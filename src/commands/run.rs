@@ -70,6 +70,9 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     };
     if !args.json {
         context.print_diagnostics(&loaded.warnings);
+        if args.verbose {
+            println!("{}", super::orchestra::valid_line(&loaded, &path));
+        }
     }
     if loaded.spec.tasks.is_empty() {
         return Err(Failure::usage(format!("orchestra `{}` has no tasks; nothing to run", loaded.spec.id))

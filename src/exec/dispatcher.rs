@@ -84,15 +84,6 @@ struct TaskOutcome {
     budget_stop: Option<String>,
 }
 
-fn effective_timeout(loaded: &Loaded, config: &ExecConfig, index: usize) -> Duration {
-    let seconds = loaded.spec.tasks[index]
-        .timeout_seconds
-        .or(loaded.spec.execution.task_timeout_seconds)
-        .or(config.default_timeout_seconds)
-        .unwrap_or(crate::spec::orchestra::DEFAULT_TASK_TIMEOUT_SECONDS);
-    Duration::from_secs(seconds)
-}
-
 pub fn attempts_for(loaded: &Loaded, index: usize) -> u32 {
     let strategy = loaded.spec.execution.retry_strategy;
     1 + loaded.spec.tasks[index]
@@ -100,6 +91,7 @@ pub fn attempts_for(loaded: &Loaded, index: usize) -> u32 {
         .unwrap_or_else(|| strategy.default_retries())
 }
 
+/// The task's `timeout_seconds`, else the file's `task_timeout_seconds`, else `--timeout`, else 300.
 pub fn effective_timeout_seconds(loaded: &Loaded, default: Option<u64>, index: usize) -> u64 {
     loaded.spec.tasks[index]
         .timeout_seconds
@@ -545,7 +537,11 @@ async fn run_task(
     let task = &loaded.spec.tasks[index];
     let choice: &ModelChoice = &loaded.models[index];
     let attempts = attempts_for(loaded, index);
-    let timeout = effective_timeout(loaded, config, index);
+    let timeout = Duration::from_secs(effective_timeout_seconds(
+        loaded,
+        config.default_timeout_seconds,
+        index,
+    ));
     let mut backoff = Backoff::new(loaded.spec.execution.retry_strategy, config.retry_base);
     let rate = &loaded.spec.execution.rate_limits;
     let limiter = shared.limits.limiter(
@@ -665,7 +661,8 @@ async fn run_task(
             }
             Err(error) => {
                 if error.kind == ErrorKind::Status(429) {
-                    limiter.back_off(error.retry_after.unwrap_or(backoff_peek(config)));
+                    // Without a Retry-After, pause the endpoint for one base delay.
+                    limiter.back_off(error.retry_after.unwrap_or(config.retry_base));
                 }
                 limiter.observe(&error.rate);
                 attempt_record.error = Some(error.to_string());
@@ -702,8 +699,4 @@ async fn run_task(
     }
     record.reason = Some("no attempts were made".into());
     finish(record, None, None)
-}
-
-fn backoff_peek(config: &ExecConfig) -> Duration {
-    config.retry_base
 }

@@ -421,7 +421,13 @@ pub fn decode_orchestra(
         Some(node) => {
             if let Some(items) = d.seq(node, "tasks") {
                 for item in items {
-                    decode_task(&mut d, item, &mut tasks, &mut seen, &mut rejected_task_names);
+                    decode_task(
+                        &mut d,
+                        item,
+                        &mut tasks,
+                        &mut seen,
+                        &mut rejected_task_names,
+                    );
                 }
             }
         }

@@ -6,5 +6,6 @@ mod compat;
 mod create;
 mod diagnostics;
 mod durable;
+mod local;
 mod runner;
 mod support;

@@ -108,6 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "load_ms": round(load_ms),
         "load_origin": origin,
         "requantized_tensors": model.load_info().requantized_tensors,
+        "padded_for_vnni": model.load_info().padded_for_vnni,
         "prompt_tokens": out.prompt_tokens,
         "prompt_ms": round(out.prompt_duration.as_secs_f64() * 1e3),
         "prompt_tokens_per_s": round(out.prompt_tokens_per_second()),

