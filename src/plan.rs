@@ -546,7 +546,8 @@ impl<'p> Scheduler<'p> {
 mod tests {
     use super::*;
     use crate::source::SourceFile;
-    use proptest::prelude::*;
+    use proptest::prelude::{any, prop_assert, prop_assert_eq, prop_oneof, proptest, Just};
+    use proptest::strategy::Strategy as _;
     use std::path::Path;
 
     fn orchestra(tasks: &[(Vec<usize>, &str)], strategy: &str, max_parallel: usize) -> String {

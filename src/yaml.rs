@@ -115,11 +115,16 @@ fn loc_of(span: &Span, file: &SourceFile) -> Loc {
     }
 }
 
+/// The most nodes aliases may add to one document, so a few lines of nested anchors cannot
+/// expand into an exponentially large tree ("billion laughs").
+const MAX_ALIAS_NODES: usize = 100_000;
+
 /// Parses the first document of a file. An empty file is a null node.
 pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
     let mut builder = Builder {
         file,
         anchors: HashMap::new(),
+        aliased: 0,
         stack: Vec::new(),
         root: None,
     };
@@ -157,6 +162,18 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
     }))
 }
 
+/// The number of nodes in a tree, itself included.
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar { .. } => 0,
+        Value::Seq(items) => items.iter().map(count_nodes).sum(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| count_nodes(k) + count_nodes(v))
+            .sum(),
+    }
+}
+
 enum Frame {
     Seq(Node, usize),
     Map(Node, usize, Option<Node>),
@@ -164,7 +181,10 @@ enum Frame {
 
 struct Builder<'a> {
     file: &'a Arc<SourceFile>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node, with its size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes added by aliases so far.
+    aliased: usize,
     stack: Vec<Frame>,
     root: Option<Node>,
 }
@@ -184,8 +204,19 @@ impl Builder<'_> {
                 };
                 self.finish(node, anchor)
             }
-            Event::Alias(anchor) => match self.anchors.get(&anchor).cloned() {
-                Some(mut node) => {
+            Event::Alias(anchor) => match self.anchors.get(&anchor) {
+                Some((node, size)) => {
+                    self.aliased = self.aliased.saturating_add(*size);
+                    if self.aliased > MAX_ALIAS_NODES {
+                        return Err(Diagnostic::error(
+                            "invalid YAML: aliases expand to too many nodes",
+                        )
+                        .at(self.file, loc, "this alias")
+                        .hint(format!(
+                            "aliases may add at most {MAX_ALIAS_NODES} nodes to a file; nest fewer aliases"
+                        )));
+                    }
+                    let mut node = node.clone();
                     node.loc = loc;
                     self.finish(node, 0)
                 }
@@ -230,7 +261,8 @@ impl Builder<'_> {
 
     fn finish(&mut self, node: Node, anchor: usize) -> Result<bool, Diagnostic> {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors
+                .insert(anchor, (node.clone(), count_nodes(&node)));
         }
         match self.stack.last_mut() {
             None => {
@@ -269,5 +301,30 @@ impl Builder<'_> {
                 Ok(false)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn nested_aliases_cannot_blow_up_memory() {
+        let mut text = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+        for level in 1..9 {
+            let previous = format!("*a{}", level - 1);
+            text.push_str(&format!("a{level}: &a{level} [{}]\n", vec![previous.as_str(); 10].join(",")));
+        }
+        let file = SourceFile::new(Path::new("laughs.yaml"), text);
+        let error = parse(&file).expect_err("refused");
+        assert!(error.message.contains("too many nodes"), "{}", error.message);
+    }
+
+    #[test]
+    fn aliases_resolve_to_their_anchor() {
+        let file = SourceFile::new(Path::new("a.yaml"), "base: &b {x: 1}\nuse: *b\n".into());
+        let root = parse(&file).expect("parses");
+        assert_eq!(root.get("use").and_then(|n| n.get("x")).and_then(Node::scalar), Some("1"));
     }
 }
