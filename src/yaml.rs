@@ -314,17 +314,29 @@ mod tests {
         let mut text = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
         for level in 1..9 {
             let previous = format!("*a{}", level - 1);
-            text.push_str(&format!("a{level}: &a{level} [{}]\n", vec![previous.as_str(); 10].join(",")));
+            text.push_str(&format!(
+                "a{level}: &a{level} [{}]\n",
+                [previous.as_str(); 10].join(",")
+            ));
         }
         let file = SourceFile::new(Path::new("laughs.yaml"), text);
         let error = parse(&file).expect_err("refused");
-        assert!(error.message.contains("too many nodes"), "{}", error.message);
+        assert!(
+            error.message.contains("too many nodes"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
     fn aliases_resolve_to_their_anchor() {
         let file = SourceFile::new(Path::new("a.yaml"), "base: &b {x: 1}\nuse: *b\n".into());
         let root = parse(&file).expect("parses");
-        assert_eq!(root.get("use").and_then(|n| n.get("x")).and_then(Node::scalar), Some("1"));
+        assert_eq!(
+            root.get("use")
+                .and_then(|n| n.get("x"))
+                .and_then(Node::scalar),
+            Some("1")
+        );
     }
 }

@@ -102,16 +102,11 @@ impl Replayer {
         if let Some(recording) = self.by_key.get(key) {
             return Ok(recording.response.clone());
         }
-        let nearest = self
-            .all
-            .iter()
-            .filter(|r| r.task == task)
-            .last()
-            .or_else(|| {
-                self.all
-                    .iter()
-                    .min_by_key(|r| strsim::levenshtein(&r.request.user, &request.user))
-            });
+        let nearest = self.all.iter().rev().find(|r| r.task == task).or_else(|| {
+            self.all
+                .iter()
+                .min_by_key(|r| strsim::levenshtein(&r.request.user, &request.user))
+        });
         let message = match nearest {
             Some(recorded) => format!(
                 "task `{task}`: no recorded call matches this request (replay fails closed); nearest recorded request is task `{}`, differing as follows:\n{}",

@@ -52,88 +52,93 @@ fn nanos(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
 }
 
-fn span(
-    trace_id: &str,
-    span_id: &str,
-    parent: Option<&str>,
-    name: &str,
+/// One span of the trace.
+struct Span<'a> {
+    id: String,
+    parent: Option<&'a str>,
+    name: String,
     start_ms: u64,
     end_ms: u64,
-    error: Option<&str>,
+    error: Option<&'a str>,
     attributes: Value,
-) -> Value {
-    json!({
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "name": name,
-        "start_time_unix_nano": nanos(start_ms),
-        "end_time_unix_nano": nanos(end_ms.max(start_ms)),
-        "status": match error {
-            None => json!({"code": "OK"}),
-            Some(message) => json!({"code": "ERROR", "message": message}),
-        },
-        "attributes": attributes,
-    })
+}
+
+impl Span<'_> {
+    fn to_json(&self, trace_id: &str) -> Value {
+        json!({
+            "trace_id": trace_id,
+            "span_id": self.id,
+            "parent_span_id": self.parent,
+            "name": self.name,
+            "start_time_unix_nano": nanos(self.start_ms),
+            "end_time_unix_nano": nanos(self.end_ms.max(self.start_ms)),
+            "status": match self.error {
+                None => json!({"code": "OK"}),
+                Some(message) => json!({"code": "ERROR", "message": message}),
+            },
+            "attributes": self.attributes,
+        })
+    }
 }
 
 /// The spans of a run, one JSON object a line.
 pub fn trace(manifest: &Manifest) -> String {
     let trace_id = random_hex(16);
     let run_span = random_hex(8);
-    let run_end = manifest.started_unix_ms + manifest.duration_ms;
-    let mut lines = vec![span(
-        &trace_id,
-        &run_span,
-        None,
-        &format!("orchestra.run {}", manifest.orchestra.id),
-        manifest.started_unix_ms,
-        run_end,
-        (manifest.status != crate::workspace::RunStatus::Succeeded)
+    let mut lines = vec![Span {
+        id: run_span.clone(),
+        parent: None,
+        name: format!("orchestra.run {}", manifest.orchestra.id),
+        start_ms: manifest.started_unix_ms,
+        end_ms: manifest.started_unix_ms + manifest.duration_ms,
+        error: (manifest.status != crate::workspace::RunStatus::Succeeded)
             .then_some(manifest.stop_reason.as_deref().unwrap_or("failed")),
-        json!({
+        attributes: json!({
             "super.run.id": manifest.run_id,
             "super.orchestra.id": manifest.orchestra.id,
             "super.run.status": manifest.status.as_str(),
             "super.run.strategy": manifest.strategy,
         }),
-    )];
+    }
+    .to_json(&trace_id)];
     for task in &manifest.tasks {
         let Some(start) = task.started_unix_ms else {
             continue;
         };
         let task_span = random_hex(8);
-        let failed = task.status == TaskStatus::Failed;
-        lines.push(span(
-            &trace_id,
-            &task_span,
-            Some(&run_span),
-            &format!("task {}", task.name),
-            start,
-            start + task.duration_ms,
-            failed.then_some(task.reason.as_deref().unwrap_or("failed")),
-            json!({
-                "super.task.name": task.name,
-                "super.task.status": task.status.as_str(),
-                "super.task.cached": task.status == TaskStatus::Cached,
-                "gen_ai.agent.name": task.agent,
-                "super.task.attempts": task.attempts.len(),
-            }),
-        ));
+        lines.push(
+            Span {
+                id: task_span.clone(),
+                parent: Some(&run_span),
+                name: format!("task {}", task.name),
+                start_ms: start,
+                end_ms: start + task.duration_ms,
+                error: (task.status == TaskStatus::Failed)
+                    .then_some(task.reason.as_deref().unwrap_or("failed")),
+                attributes: json!({
+                    "super.task.name": task.name,
+                    "super.task.status": task.status.as_str(),
+                    "super.task.cached": task.status == TaskStatus::Cached,
+                    "gen_ai.agent.name": task.agent,
+                    "super.task.attempts": task.attempts.len(),
+                }),
+            }
+            .to_json(&trace_id),
+        );
         for attempt in &task.attempts {
             let attempt_span = random_hex(8);
-            let end = attempt.started_unix_ms + attempt.duration_ms;
-            lines.push(span(
-                &trace_id,
-                &attempt_span,
-                Some(&task_span),
-                &format!("attempt {}", attempt.number),
-                attempt.started_unix_ms,
-                end,
-                attempt.error.as_deref(),
-                json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
-            ));
-            let call_start = attempt.started_unix_ms + attempt.rate_wait_ms;
+            lines.push(
+                Span {
+                    id: attempt_span.clone(),
+                    parent: Some(&task_span),
+                    name: format!("attempt {}", attempt.number),
+                    start_ms: attempt.started_unix_ms,
+                    end_ms: attempt.started_unix_ms + attempt.duration_ms,
+                    error: attempt.error.as_deref(),
+                    attributes: json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
+                }
+                .to_json(&trace_id),
+            );
             let mut attributes = json!({
                 "gen_ai.operation.name": "chat",
                 "gen_ai.system": task.provider,
@@ -151,16 +156,19 @@ pub fn trace(manifest: &Manifest) -> String {
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "error".into()));
             }
-            lines.push(span(
-                &trace_id,
-                &random_hex(8),
-                Some(&attempt_span),
-                &format!("chat {}", task.model),
-                call_start,
-                call_start + attempt.provider_ms,
-                attempt.error.as_deref(),
-                attributes,
-            ));
+            let call_start = attempt.started_unix_ms + attempt.rate_wait_ms;
+            lines.push(
+                Span {
+                    id: random_hex(8),
+                    parent: Some(&attempt_span),
+                    name: format!("chat {}", task.model),
+                    start_ms: call_start,
+                    end_ms: call_start + attempt.provider_ms,
+                    error: attempt.error.as_deref(),
+                    attributes,
+                }
+                .to_json(&trace_id),
+            );
         }
     }
     let mut out = String::new();
