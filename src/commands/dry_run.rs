@@ -41,6 +41,13 @@ pub fn render(
     if plan.strategy == crate::spec::Strategy::Hierarchical {
         let _ = writeln!(out, "⚠️  strategy `hierarchical` is not yet supported at run time; this plan shows the sequential order");
     }
+    if let Some(kind) = loaded.spec.orchestration_type.as_deref().filter(|k| *k != "local") {
+        let _ = writeln!(
+            out,
+            "ℹ️  orchestration_type `{kind}` (replicas: {}) is kept in the file; `super` runs the tasks in this process",
+            loaded.spec.replicas.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+        );
+    }
     let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
     let mut total_in = 0u64;
     let mut total_out = 0u64;
