@@ -113,10 +113,15 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// The thread count used when [`set_threads`] was never called and no environment variable
-/// asks for another: **1**. On the 2-core machines this was measured on, 2 threads gave no
-/// gain for generation (each token is ~200 small matmuls, so fork/join overhead eats the
-/// parallelism, and a shared machine makes the second core a straggler); see the crate
-/// README section in `model.rs` docs for the figures.
+/// asks for another: **1**.
+///
+/// Measured on the 2-core development machine (release build, 128 prompt + 128 generated
+/// tokens): on an idle machine 2 threads are faster (generation ~89 vs ~40–54 tokens/s, prompt
+/// ~620–670 vs ~400 tokens/s), but as soon as anything else runs, candle's spinning thread
+/// barrier makes 2 threads collapse: with one busy process beside it 3 vs 18 tokens/s, with
+/// two 1.3 vs 9, and 6–9 vs 19–41 while other builds ran. `super` runs next to compilers,
+/// tools and other agents, so the robust default is 1; set 2 (`SUPER_LOCAL_THREADS=2`) on a
+/// machine you know is otherwise idle.
 pub const DEFAULT_THREADS: usize = 1;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);

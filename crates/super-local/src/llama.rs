@@ -56,8 +56,8 @@ fn pad_q8_0(t: &QTensor, rows_to: usize, cols_to: usize) -> Result<QTensor> {
     let bs = GgmlDType::Q8_0.block_size();
     let ts = GgmlDType::Q8_0.type_size();
     if t.dtype() != GgmlDType::Q8_0
-        || cols % bs != 0
-        || cols_to % bs != 0
+        || !cols.is_multiple_of(bs)
+        || !cols_to.is_multiple_of(bs)
         || rows_to < rows
         || cols_to < cols
     {
@@ -158,7 +158,11 @@ impl Llama {
             .and_then(|v| v.to_u32().ok())
             .map(|v| v as usize)
             .unwrap_or(n_head);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || hidden % n_head != 0 {
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || !hidden.is_multiple_of(n_head)
+        {
             candle_core::bail!("bad head counts {n_head}/{n_kv_head} for hidden size {hidden}");
         }
         let head_dim = hidden / n_head;
@@ -237,7 +241,9 @@ impl Llama {
         let attn = n_head * head_dim;
         let pad = allow_padding
             && all_q8
-            && (hidden % 256 != 0 || ffn % 256 != 0 || attn % 256 != 0)
+            && (!hidden.is_multiple_of(256)
+                || !ffn.is_multiple_of(256)
+                || !attn.is_multiple_of(256))
             && padding_wanted();
         let (hidden_p, ffn_p, attn_p) = if pad {
             (round_up_256(hidden), round_up_256(ffn), round_up_256(attn))
@@ -607,8 +613,7 @@ mod tests {
             m.reset_cache(256).unwrap();
             let mut out = vec![m.forward(&prompt, 0).unwrap()];
             let mut toks = vec![];
-            let mut pos = prompt.len();
-            for i in 0..40 {
+            for (i, pos) in (prompt.len()..).take(40).enumerate() {
                 let t = match &forced {
                     Some(f) => f[i],
                     None => out
@@ -621,7 +626,6 @@ mod tests {
                 };
                 toks.push(t);
                 out.push(m.forward(&[t], pos).unwrap());
-                pos += 1;
             }
             (out, toks)
         };
