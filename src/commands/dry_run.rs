@@ -41,7 +41,12 @@ pub fn render(
     if plan.strategy == crate::spec::Strategy::Hierarchical {
         let _ = writeln!(out, "⚠️  strategy `hierarchical` is not yet supported at run time; this plan shows the sequential order");
     }
-    if let Some(kind) = loaded.spec.orchestration_type.as_deref().filter(|k| *k != "local") {
+    if let Some(kind) = loaded
+        .spec
+        .orchestration_type
+        .as_deref()
+        .filter(|k| *k != "local")
+    {
         let _ = writeln!(
             out,
             "ℹ️  orchestration_type `{kind}` (replicas: {}) is kept in the file; `super` runs the tasks in this process",

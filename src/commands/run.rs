@@ -15,7 +15,6 @@ use crate::provider::{ModelOverrides, Providers};
 use crate::report::{human::HumanReporter, json::JsonReporter, Reporter};
 use crate::spec::{BudgetSpec, Strategy};
 use crate::workspace::{write_atomic, RunStatus, Workspace, WorkspaceLock};
-use std::io::IsTerminal;
 use std::time::Duration;
 
 fn strategy(arg: StrategyArg) -> Strategy {
@@ -191,10 +190,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let mut reporter = if args.json {
         Reporter::Json(JsonReporter::default())
     } else {
-        let progress = std::io::stderr().is_terminal()
-            && !context_no_color(context)
-            && !args.quiet
-            && !args.verbose;
+        // Bars only on a terminal, and not with NO_COLOR, --quiet or --verbose (whose tokens stream).
+        let progress = context.color && !args.quiet && !args.verbose;
         Reporter::Human(HumanReporter::new(args.verbose, args.quiet, progress))
     };
 
@@ -247,10 +244,6 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         RunStatus::Interrupted => EXIT_INTERRUPTED,
         RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
     })
-}
-
-fn context_no_color(context: &Context) -> bool {
-    !context.color
 }
 
 /// The embedded model's thread count; must be set before any thread pool starts.
