@@ -517,19 +517,27 @@ impl Conn {
     /// Sleeps, watching the socket: false if the client went away meanwhile. Bytes the
     /// client sends meanwhile (a pipelined request) are kept in `buf`.
     async fn wait_or_gone(&mut self, delay: Duration, eof_is_gone: bool) -> bool {
-        let sleep = tokio::time::sleep(delay);
+        // tokio's timer ticks in whole milliseconds and rounds up, which would add ~1 ms to
+        // every reply and show up in benchmarks as the client's overhead: sleep coarsely to
+        // just before the deadline, then yield until it.
+        let deadline = std::time::Instant::now() + delay;
+        let sleep = tokio::time::sleep(delay.saturating_sub(TIMER_SLACK));
         tokio::pin!(sleep);
         let mut watching = true;
         loop {
             if !watching || self.buf.len() >= READ_AHEAD_LIMIT {
                 sleep.await;
+                finish_precisely(deadline).await;
                 return true;
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(8192);
             }
             tokio::select! {
-                _ = &mut sleep => return true,
+                _ = &mut sleep => {
+                    finish_precisely(deadline).await;
+                    return true;
+                }
                 read = self.stream.read_buf(&mut self.buf) => match read {
                     Ok(0) if !eof_is_gone => watching = false,
                     Ok(0) | Err(_) => return false,
@@ -842,5 +850,15 @@ mod tests {
         assert!(body_contains(r#"{"a":"x\"y"}"#, "x\"y"));
         assert!(body_contains(r#"{"a":"line1\nline2"}"#, "1\nline"));
         assert!(!body_contains(r#"{"a":"b"}"#, "zzz"));
+    }
+}
+
+/// How far before a deadline the coarse timer hands over to [`finish_precisely`].
+const TIMER_SLACK: Duration = Duration::from_micros(1500);
+
+/// Yields until `deadline`, so a delay ends within microseconds of when it should.
+async fn finish_precisely(deadline: std::time::Instant) {
+    while std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
     }
 }
