@@ -834,6 +834,16 @@ impl Conn {
     }
 }
 
+/// How far before a deadline the coarse timer hands over to [`finish_precisely`].
+const TIMER_SLACK: Duration = Duration::from_micros(1500);
+
+/// Yields until `deadline`, so a delay ends within microseconds of when it should.
+async fn finish_precisely(deadline: std::time::Instant) {
+    while std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -850,15 +860,5 @@ mod tests {
         assert!(body_contains(r#"{"a":"x\"y"}"#, "x\"y"));
         assert!(body_contains(r#"{"a":"line1\nline2"}"#, "1\nline"));
         assert!(!body_contains(r#"{"a":"b"}"#, "zzz"));
-    }
-}
-
-/// How far before a deadline the coarse timer hands over to [`finish_precisely`].
-const TIMER_SLACK: Duration = Duration::from_micros(1500);
-
-/// Yields until `deadline`, so a delay ends within microseconds of when it should.
-async fn finish_precisely(deadline: std::time::Instant) {
-    while std::time::Instant::now() < deadline {
-        tokio::task::yield_now().await;
     }
 }

@@ -404,6 +404,11 @@ fn five_concurrent_slow_requests_are_all_in_flight() {
         assert_eq!(h.join().unwrap().status, 200);
     }
     assert_eq!(server.max_in_flight(), 5);
+    // The server leaves "in flight" just after the client has its reply.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while server.in_flight() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(server.in_flight(), 0);
     assert_eq!(server.request_count(), 5);
     let mut replies: Vec<usize> = server.requests().iter().map(|r| r.seq).collect();
