@@ -316,12 +316,20 @@ fn a_429_slows_every_parallel_task() {
     // Two slots, 200 ms a reply. The first call is refused with Retry-After: 1; the second
     // succeeds at ~200 ms and frees a slot. The third task must then wait for the endpoint's
     // pause (until ~1.2 s), although it never saw a 429 itself.
-    let server = StubServer::start_background(StubConfig::default().latency(200).fail_first(1, 429).retry_after("1")).expect("stub");
+    let server = StubServer::start_background(
+        StubConfig::default()
+            .latency(200)
+            .fail_first(1, 429)
+            .retry_after("1"),
+    )
+    .expect("stub");
     let project = Project::empty();
     project.simple_agent("worker", "work", "openai", &server.openai_base_url());
     let mut yaml = "metadata:\n  id: burst\norchestra:\n  execution:\n    strategy: parallel\n    max_parallel_tasks: 2\ntasks:\n".to_string();
     for i in 0..4 {
-        yaml.push_str(&format!("  - name: t{i}\n    agent: worker\n    description: T{i}\n"));
+        yaml.push_str(&format!(
+            "  - name: t{i}\n    agent: worker\n    description: T{i}\n"
+        ));
     }
     project.orchestra("burst", &yaml);
     let output = project.run(&["orchestra", "run", "burst", "--goal", "G"]);
@@ -329,9 +337,15 @@ fn a_429_slows_every_parallel_task() {
     let requests = server.requests();
     assert_eq!(requests.len(), 5);
     let first = requests[0].since_start;
-    assert!(requests[1].since_start - first < Duration::from_millis(100), "two calls start together");
+    assert!(
+        requests[1].since_start - first < Duration::from_millis(100),
+        "two calls start together"
+    );
     let third = requests[2].since_start - first;
-    assert!(third >= Duration::from_millis(1100), "the third call waited for the shared pause: {third:?}");
+    assert!(
+        third >= Duration::from_millis(1100),
+        "the third call waited for the shared pause: {third:?}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! - [`tokenizer`]: the GPT-2 byte-level BPE tokenizer built from the GGUF metadata;
 //! - [`chat`]: chat messages and the chat template (GGUF Jinja template, ChatML fallback);
 //! - [`convert`]: re-quantizing Q4_1 (and other slow) tensors to Q8_0, with an on-disk cache;
-//! - `llama` (private): the llama forward pass, with padding for candle's VNNI kernels;
+//! - `llama` (private): the llama forward pass, on our own AVX-512-VNNI Q8_0 kernel (`qmm`);
 //! - [`model`]: loading the weights and generating text.
 //!
 //! ```no_run
@@ -28,6 +28,7 @@ pub mod convert;
 mod error;
 mod llama;
 pub mod model;
+mod qmm;
 pub mod tokenizer;
 
 use std::io::Read;

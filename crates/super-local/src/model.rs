@@ -3,11 +3,9 @@
 //! cancellation, sampling and usage/timing figures.
 //!
 //! The forward pass itself is in the private `llama` module: candle-transformers'
-//! `quantized_llama` rewritten so that, on CPUs with AVX-512-VNNI or AVX-VNNI, the weights are
-//! zero-padded to reach candle's repacked VNNI kernels (about 1.6× faster generation and 3×
-//! faster prompt processing on SmolLM2-135M, at the cost of ~200 MB more RSS and a slightly
-//! coarser activation quantization: +1.2% mean NLL vs f32 activations, against +0.5% without).
-//! `SUPER_LOCAL_PAD=0` turns it off.
+//! `quantized_llama` rewritten around our own AVX-512-VNNI kernel for the Q8_0 weights (one
+//! repacked copy of the weights, no padding; candle's `QMatMul` on other CPUs or with
+//! `SUPER_LOCAL_KERNELS=candle`).
 //!
 //! Context length: `llama.context_length` from the GGUF (8192 for SmolLM2), capped at
 //! [`MAX_CONTEXT`]. When a rendered prompt does not fit together with a
@@ -148,7 +146,8 @@ pub struct LoadInfo {
     pub context_length: usize,
     /// CPU threads in effect.
     pub threads: usize,
-    /// Whether the weights were zero-padded for candle's AVX-512-VNNI / AVX-VNNI kernels.
+    /// Always false: the weights used to be zero-padded for candle's AVX-512-VNNI kernels;
+    /// our own kernel needs no padding. Kept for compatibility.
     pub padded_for_vnni: bool,
 }
 
@@ -262,11 +261,6 @@ impl LocalModel {
         })?;
         drop(reader);
         drop(content);
-        let mut weights = weights;
-        weights.warm_up().map_err(|e| LocalError::Weights {
-            path: md_path.clone(),
-            message: e.to_string(),
-        })?;
         let context_length = weights.dims().context_length;
 
         let info = LoadInfo {
@@ -276,7 +270,7 @@ impl LocalModel {
             duration: start.elapsed(),
             context_length,
             threads: crate::threads(),
-            padded_for_vnni: weights.padded(),
+            padded_for_vnni: false,
         };
         Ok(Self {
             name: model_name_for(path),
