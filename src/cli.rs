@@ -70,15 +70,34 @@ pub struct ValidateArgs {
     /// Print diagnostics as JSON
     #[arg(long)]
     pub json: bool,
-    /// Check as if every task used this provider (as `run --provider` would)
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// The provider, model and endpoint for every task of a run (validate checks with the same).
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Use this provider for every task (openai, anthropic, ollama, local, vllm, groq, ...)
     #[arg(long, env = "SUPER_PROVIDER")]
     pub provider: Option<String>,
-    /// Check as if every task used this model
+    /// Use this model for every task
     #[arg(long, env = "SUPER_MODEL")]
     pub model: Option<String>,
-    /// Check as if every task used this base URL
+    /// Use this base URL for every task (an OpenAI-compatible server, Ollama, ...)
     #[arg(long, env = "SUPER_BASE_URL")]
     pub base_url: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn overrides(&self) -> crate::provider::ModelOverrides {
+        let given = |value: &Option<String>| value.clone().filter(|s| !s.trim().is_empty());
+        crate::provider::ModelOverrides {
+            provider: given(&self.provider),
+            model: given(&self.model),
+            base_url: given(&self.base_url),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -134,15 +153,8 @@ pub struct RunArgs {
     /// Timeout in seconds for tasks whose file sets none (the task's `timeout_seconds` and `task_timeout_seconds` come first)
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
-    /// Use this provider for every task (openai, anthropic, ollama, local, vllm, groq, ...)
-    #[arg(long, env = "SUPER_PROVIDER")]
-    pub provider: Option<String>,
-    /// Use this model for every task
-    #[arg(long, env = "SUPER_MODEL")]
-    pub model: Option<String>,
-    /// Use this base URL for every task (an OpenAI-compatible server, Ollama, ...)
-    #[arg(long, env = "SUPER_BASE_URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Sampling seed, where the provider supports one
     #[arg(long)]
     pub seed: Option<u64>,

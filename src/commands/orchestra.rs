@@ -101,12 +101,7 @@ pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
     let options = LoadOptions {
         strict: args.strict,
         check_environment: true,
-        overrides: crate::provider::ModelOverrides {
-            provider: args.provider.clone().filter(|s| !s.trim().is_empty()),
-            model: args.model.clone().filter(|s| !s.trim().is_empty()),
-            base_url: args.base_url.clone().filter(|s| !s.trim().is_empty()),
-            ..Default::default()
-        },
+        overrides: args.model.overrides(),
         ..LoadOptions::default()
     };
     let result = load_orchestra(project.as_ref(), &path, &options, &env_lookup);

@@ -39,12 +39,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
             max_parallel: args.max_parallel.map(|n| n as usize),
         },
         overrides: ModelOverrides {
-            provider: args.provider.clone().filter(|s| !s.trim().is_empty()),
-            model: args.model.clone().filter(|s| !s.trim().is_empty()),
-            base_url: args.base_url.clone().filter(|s| !s.trim().is_empty()),
             seed: args.seed,
-            temperature: None,
-            max_tokens: None,
+            ..args.model.overrides()
         },
         // A replayed run needs neither keys nor a model: nothing is called.
         check_environment: args.replay.is_none(),

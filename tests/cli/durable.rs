@@ -3,7 +3,7 @@
 
 use crate::support::{code, stderr, stdout, user_messages, Project};
 use llm_stub::{Step, StubConfig, StubServer};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A chain of `n` tasks, each building on the one before.
 fn chain(project: &Project, id: &str, n: usize) {
@@ -40,19 +40,8 @@ fn kill_9_then_resume_calls_no_finished_task_again() {
     let project = Project::empty();
     project.simple_agent("worker", "work", "openai", &server.openai_base_url());
     chain(&project, "six", 6);
-    let mut child = project
-        .command()
-        .args(["orchestra", "run", "six", "--goal", "G"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
     // The fourth request arrives only after the third task's output was stored.
-    while server.request_count() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(server.request_count(), 4);
+    let mut child = project.spawn_until(&["orchestra", "run", "six", "--goal", "G"], &server, 4);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 
@@ -355,17 +344,7 @@ fn a_second_run_of_the_same_workspace_is_refused() {
     )
     .expect("stub");
     let project = Project::sdlc("openai", &server.openai_base_url());
-    let mut first = project
-        .command()
-        .args(["orchestra", "run", "sdlc", "--goal", "G"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.request_count() < 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = project.spawn_until(&["orchestra", "run", "sdlc", "--goal", "G"], &server, 1);
     let second = project.run(&["orchestra", "run", "sdlc", "--goal", "G"]);
     assert_eq!(code(&second), 1);
     let text = stderr(&second);

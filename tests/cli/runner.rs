@@ -423,18 +423,8 @@ fn sigint_saves_an_interrupted_manifest() {
     )
     .expect("stub");
     let project = Project::sdlc("openai", &server.openai_base_url());
-    let child = project
-        .command()
-        .args(["orchestra", "run", "sdlc", "--goal", GOAL])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.request_count() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(server.request_count(), 2, "the second task is in flight");
+    // Two requests: the second task is in flight.
+    let child = project.spawn_until(&["orchestra", "run", "sdlc", "--goal", GOAL], &server, 2);
     // SAFETY: sending SIGINT to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

@@ -253,6 +253,33 @@ impl Project {
         command
     }
 
+    /// Starts `super` in the background (output kept for `wait_with_output`) and returns once
+    /// `server` has received `requests` requests, so the test knows where the run is.
+    pub fn spawn_until(
+        &self,
+        args: &[&str],
+        server: &llm_stub::StubServer,
+        requests: usize,
+    ) -> std::process::Child {
+        let child = self
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn super");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while server.request_count() < requests && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(
+            server.request_count(),
+            requests,
+            "the run reached request {requests}"
+        );
+        child
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run super")
     }
