@@ -68,13 +68,7 @@ fn kill_9_then_resume_calls_no_finished_task_again() {
         &asked[4..],
         ["Step 3 of 'G'", "Step 4 of 'G'", "Step 5 of 'G'"]
     );
-    let manifest = project.manifest("six");
-    let statuses: Vec<&str> = manifest["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter_map(|t| t["status"].as_str())
-        .collect();
+    let statuses = project.statuses("six");
     assert_eq!(
         statuses,
         [

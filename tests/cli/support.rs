@@ -232,6 +232,17 @@ impl Project {
         serde_json::from_str(&text).expect("run.json is JSON")
     }
 
+    /// Each task's status in `run.json`, in plan order.
+    pub fn statuses(&self, id: &str) -> Vec<String> {
+        let manifest = self.manifest(id);
+        manifest["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .filter_map(|t| t["status"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The `super` binary, run in the project with a clean environment.
     pub fn command(&self) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_super"));
