@@ -14,7 +14,7 @@ use crate::plan::PlanOptions;
 use crate::provider::{ModelOverrides, Providers};
 use crate::report::{human::HumanReporter, json::JsonReporter, Reporter};
 use crate::spec::{BudgetSpec, Strategy};
-use crate::workspace::{write_atomic, RunStatus, Workspace, WorkspaceLock};
+use crate::workspace::{RunStatus, Workspace, WorkspaceLock};
 use std::time::Duration;
 
 fn strategy(arg: StrategyArg) -> Strategy {
@@ -221,11 +221,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
 
     if loaded.spec.execution.enable_metrics {
         if let Ok(bytes) = serde_json::to_vec_pretty(&crate::report::files::metrics(&manifest)) {
-            let _ = write_atomic(&workspace.path(crate::workspace::files::METRICS), &bytes);
+            let _ = workspace.write(&workspace.path(crate::workspace::files::METRICS), &bytes);
         }
     }
     if loaded.spec.execution.enable_trace {
-        let _ = write_atomic(
+        let _ = workspace.write(
             &workspace.path(crate::workspace::files::TRACE),
             crate::report::files::trace(&manifest).as_bytes(),
         );

@@ -47,12 +47,15 @@ pub struct CacheEntry {
 #[derive(Debug, Clone)]
 pub struct TaskCache {
     dir: PathBuf,
+    temp_dir: PathBuf,
 }
 
 impl TaskCache {
-    pub fn new(dir: &Path) -> TaskCache {
+    /// A cache in `dir`, writing through temp files in `temp_dir`.
+    pub fn new(dir: &Path, temp_dir: &Path) -> TaskCache {
         TaskCache {
             dir: dir.to_path_buf(),
+            temp_dir: temp_dir.to_path_buf(),
         }
     }
 
@@ -69,6 +72,6 @@ impl TaskCache {
 
     pub fn put(&self, entry: &CacheEntry) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        crate::workspace::write_atomic(&self.path(&entry.key), &bytes)
+        crate::workspace::files::write_atomic_in(&self.temp_dir, &self.path(&entry.key), &bytes)
     }
 }

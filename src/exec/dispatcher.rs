@@ -19,7 +19,7 @@ use crate::provider::{
 use crate::spec::BudgetSpec;
 use crate::workspace::files::{FINAL_OUTPUT, SHARED_DATA};
 use crate::workspace::{
-    write_atomic, AttemptRecord, Manifest, RunStatus, TaskRecord, TaskStatus, Workspace,
+    AttemptRecord, BackgroundWriter, Manifest, RunStatus, TaskRecord, TaskStatus, Workspace,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,7 +170,10 @@ pub async fn execute(
         providers,
         budget: Budget::new(config.budget.clone()),
         limits: RateLimits::default(),
-        cache: TaskCache::new(&workspace.path(crate::workspace::files::CACHE)),
+        cache: TaskCache::new(
+            &workspace.path(crate::workspace::files::CACHE),
+            &workspace.path(crate::workspace::files::TEMP),
+        ),
         draining: AtomicBool::new(false),
         events,
     };
@@ -200,6 +203,7 @@ pub async fn execute(
     // Manifest rows are in plan order; this maps a task index to its row.
     let row = |index: usize| plan.position[index];
     write_manifest(workspace, &manifest);
+    let writer = BackgroundWriter::start(&workspace.path(crate::workspace::files::TEMP));
 
     report(&RunEvent::RunStarted {
         run_id: config.run_id.clone(),
@@ -266,7 +270,8 @@ pub async fn execute(
                         record.status = TaskStatus::Cached;
                         record.cache_key = Some(key.clone());
                         record.started_unix_ms = Some(ids::now_unix_ms());
-                        record.output_file = write_output(workspace, loaded, index, &entry.output);
+                        record.output_file =
+                            write_output(&writer, workspace, loaded, index, &entry.output);
                         output_hashes[index] = sha256_hex(entry.output.as_bytes());
                         outputs[index] = Some(Arc::from(entry.output.as_str()));
                         report(&RunEvent::TaskReused {
@@ -291,7 +296,7 @@ pub async fn execute(
                 manifest.tasks[row(index)] = record;
                 let prompt_file =
                     prompt::render_file(task.name.as_str(), &request.system, &request.user);
-                let _ = write_atomic(&workspace.task_prompt(&task.name), prompt_file.as_bytes());
+                writer.write(workspace.task_prompt(&task.name), prompt_file.into_bytes());
                 report(&RunEvent::TaskStarted {
                     name: task.name.to_string(),
                     agent: task.agent.to_string(),
@@ -334,7 +339,7 @@ pub async fn execute(
                 let TaskOutcome { index, mut record, output, budget_stop } = outcome;
                 match output {
                     Some(output) => {
-                        record.output_file = write_output(workspace, loaded, index, &output);
+                        record.output_file = write_output(&writer, workspace, loaded, index, &output);
                         if config.reuse != Reuse::Off {
                             if let Some(key) = &record.cache_key {
                                 let _ = shared.cache.put(&CacheEntry {
@@ -367,7 +372,7 @@ pub async fn execute(
                                 .iter()
                                 .map(|a| format!("attempt {}: {}\n", a.number, a.error.as_deref().unwrap_or("ok")))
                                 .collect::<String>();
-                            let _ = write_atomic(&workspace.task_error(&loaded.spec.tasks[index].name), error_text.as_bytes());
+                            writer.write(workspace.task_error(&loaded.spec.tasks[index].name), error_text.into_bytes());
                             report(&RunEvent::TaskFinished { record: record.clone() });
                         }
                         manifest.tasks[row(index)] = record;
@@ -441,6 +446,8 @@ pub async fn execute(
     manifest.ended_at = Some(ids::rfc3339(ended));
     manifest.duration_ms = started.elapsed().as_millis() as u64;
     manifest.recompute_totals();
+    // Every task file is on disk before the results that summarise them.
+    writer.finish();
     write_results(workspace, loaded, &manifest, &outputs);
     write_manifest(workspace, &manifest);
     manifest
@@ -448,18 +455,20 @@ pub async fn execute(
 
 fn write_manifest(workspace: &Workspace, manifest: &Manifest) {
     if let Ok(bytes) = serde_json::to_vec_pretty(manifest) {
-        let _ = write_atomic(&workspace.path(crate::workspace::files::MANIFEST), &bytes);
+        let _ = workspace.write(&workspace.path(crate::workspace::files::MANIFEST), &bytes);
     }
 }
 
+/// Queues a task's output file; returns its path inside the workspace.
 fn write_output(
+    writer: &BackgroundWriter,
     workspace: &Workspace,
     loaded: &Loaded,
     index: usize,
     output: &str,
 ) -> Option<String> {
     let path = workspace.task_output(&loaded.spec.tasks[index].name);
-    write_atomic(&path, output.as_bytes()).ok()?;
+    writer.write(path.clone(), output.as_bytes().to_vec());
     path.strip_prefix(&workspace.root)
         .ok()
         .map(|p| p.display().to_string())
@@ -497,7 +506,7 @@ fn write_results(
         "tasks": shared,
     });
     if let Ok(bytes) = serde_json::to_vec_pretty(&document) {
-        let _ = write_atomic(&workspace.path(SHARED_DATA), &bytes);
+        let _ = workspace.write(&workspace.path(SHARED_DATA), &bytes);
     }
     let sinks = loaded.plan.sinks();
     let finished: Vec<usize> = sinks
@@ -522,7 +531,7 @@ fn write_results(
         ),
     };
     if let Some(text) = text {
-        let _ = write_atomic(&workspace.path(FINAL_OUTPUT), text.as_bytes());
+        let _ = workspace.write(&workspace.path(FINAL_OUTPUT), text.as_bytes());
     }
 }
 

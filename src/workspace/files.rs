@@ -10,6 +10,8 @@ pub const INTERMEDIATE: &str = "intermediate";
 pub const ARTIFACTS: &str = "intermediate/artifacts";
 pub const FINAL_RESULTS: &str = "final_results";
 pub const CACHE: &str = ".cache";
+/// Temp files of atomic writes, so no other folder ever holds half a file.
+pub const TEMP: &str = ".tmp";
 pub const HISTORY: &str = "history";
 pub const MANIFEST: &str = "run.json";
 pub const METRICS: &str = "metrics.json";
@@ -34,9 +36,16 @@ pub struct Workspace {
 
 /// Writes `bytes` to `path` through a temp file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    write_atomic_in(path.parent().unwrap_or(Path::new(".")), path, bytes)
+}
+
+/// Writes `bytes` to `path` through a temp file in `temp_dir` (on the same file system) and a
+/// rename, so the target's folder never holds a partial file, even after a kill -9.
+pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = temp_dir.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
@@ -55,6 +64,11 @@ impl Workspace {
 
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
+    }
+
+    /// Writes a file of the workspace atomically, its temp file in `.tmp/`.
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomic_in(&self.root.join(TEMP), path, bytes)
     }
 
     pub fn task_output(&self, task: &TaskName) -> PathBuf {
@@ -77,7 +91,7 @@ impl Workspace {
     }
 
     pub fn create_layout(&self) -> std::io::Result<()> {
-        for dir in [TASK_OUTPUTS, ARTIFACTS, FINAL_RESULTS, CACHE] {
+        for dir in [TASK_OUTPUTS, ARTIFACTS, FINAL_RESULTS, CACHE, TEMP] {
             std::fs::create_dir_all(self.root.join(dir))?;
         }
         Ok(())

@@ -5,7 +5,9 @@
 pub mod files;
 pub mod lock;
 pub mod manifest;
+pub mod writer;
 
 pub use files::{write_atomic, Workspace};
 pub use lock::{LockError, WorkspaceLock};
 pub use manifest::{AttemptRecord, Manifest, RunStatus, TaskRecord, TaskStatus};
+pub use writer::BackgroundWriter;
