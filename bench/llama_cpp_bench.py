@@ -42,6 +42,27 @@ def main():
     import llama_cpp
     import numpy as np
 
+    # llama.cpp's AMX extra buffer type (compiled in by a -march=native build on a CPU that
+    # advertises AMX-INT8, as this VM does) crashes in ggml_backend_amx_mul_mat here. When the
+    # library has AMX, turn the extra buffer types off (that also drops the CPU repack of the
+    # one Q8_0 tensor, token_embd; Q4_1 has no repack). scripts/bench.sh builds llama.cpp
+    # without AMX on such CPUs, so normally nothing is turned off. BENCH_LLAMA_EXTRA_BUFTS=1 / 0
+    # forces the choice.
+    import os
+    system_info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    forced = os.environ.get("BENCH_LLAMA_EXTRA_BUFTS")
+    extra_bufts = forced == "1" if forced in ("0", "1") else "AMX_INT8 = 1" not in system_info
+    if not extra_bufts:
+        import llama_cpp.llama_cpp as lib
+        default_params = lib.llama_model_default_params
+
+        def params_without_extra_bufts():
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
+        lib.llama_model_default_params = params_without_extra_bufts
+
     rss_import = vmhwm_kb()
     n_ctx = ((n_prompt + n_gen + 16 + 255) // 256) * 256
     t0 = time.perf_counter()
@@ -78,6 +99,8 @@ def main():
     r = lambda x: round(x, 1)  # noqa: E731
     print(json.dumps({
         "engine": "llama.cpp via llama-cpp-python " + llama_cpp.__version__,
+        "extra_bufts": extra_bufts,
+        "system_info": system_info.strip(),
         "model_path": path,
         "threads": threads,
         "load_ms": r(load_ms),
