@@ -191,7 +191,7 @@ pub struct RunArgs {
     /// Stop starting calls after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub max_wall_seconds: Option<f64>,
-    /// CPU threads for the embedded model (default 1: faster than 2 on a busy 2-core machine)
+    /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1, which beats 2 on a busy 2-core machine)
     #[arg(long, value_name = "N", env = "SUPER_THREADS")]
     pub threads: Option<usize>,
 }

@@ -245,7 +245,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
 /// The embedded model's thread count; must be set before any thread pool starts.
 fn set_threads(threads: Option<usize>) {
     #[cfg(feature = "local")]
-    super_local::set_threads(threads.unwrap_or(1).max(1));
+    super_local::set_threads(threads.unwrap_or_else(super_local::default_threads));
     #[cfg(not(feature = "local"))]
     let _ = threads;
 }

@@ -136,3 +136,51 @@ fn model_path_and_list_read_the_cache() {
         stdout(&list)
     );
 }
+
+#[test]
+fn a_timeout_stops_the_embedded_model_promptly() {
+    let Some(home) = real_super_home() else {
+        eprintln!("skipped: the embedded model is not fetched or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    project.agent(
+        "writer",
+        &crate::support::playbook(
+            "writer",
+            "Writer",
+            "write",
+            "  language_model:\n    provider: local\n    max_tokens: 4000\n",
+        ),
+    );
+    project.orchestra(
+        "long",
+        "metadata:\n  id: long\ntasks:\n  - name: write\n    agent: writer\n    description: Write a very long story about '{goal}', at least five thousand words.\n    timeout_seconds: 2\n    retry_count: 0\n",
+    );
+    let started = std::time::Instant::now();
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .args(["orchestra", "run", "long", "--goal", "a lighthouse"])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(code(&output), 1, "{}{}", stdout(&output), stderr(&output));
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "generation stopped at the deadline, not after 4000 tokens ({took:?})"
+    );
+    let manifest = project.manifest("long");
+    let attempt = &manifest["tasks"][0]["attempts"][0];
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{attempt}"
+    );
+    assert!(
+        attempt["duration_ms"].as_u64().unwrap_or(0) < 4000,
+        "{attempt}"
+    );
+}
