@@ -73,6 +73,10 @@ pub fn user_message(task: &TaskSpec, goal: &str, context: &[ContextOutput<'_>]) 
             item.output.trim_end()
         );
     }
+    // Small models follow whatever they read last: after the context, restate the task.
+    if !context.is_empty() && !description.trim().is_empty() {
+        let _ = write!(out, "\n## Your task\n\n{}\n", description.trim());
+    }
     out.trim_end().to_string()
 }
 

@@ -99,6 +99,10 @@ impl LocalEngine {
     }
 }
 
+/// The 135M model loops under greedy decoding without a mild repeat penalty.
+#[cfg(feature = "local")]
+const REPEAT_PENALTY: f32 = 1.15;
+
 #[cfg(feature = "local")]
 fn generate(
     model: &Mutex<Option<super_local::LocalModel>>,
@@ -112,8 +116,10 @@ fn generate(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if slot.is_none() {
         let path = super_local::default_model_path();
-        let loaded = super_local::LocalModel::load(&path)
+        let mut loaded = super_local::LocalModel::load(&path)
             .map_err(|e| ProviderError::new(ErrorKind::Local, e.to_string()))?;
+        // For benchmarks and tests: generate exactly `max_tokens`, ignoring the end token.
+        loaded.set_stop_on_eos(std::env::var_os("SUPER_LOCAL_IGNORE_EOS").is_none());
         *slot = Some(loaded);
     }
     let Some(engine) = slot.as_mut() else {
@@ -137,6 +143,7 @@ fn generate(
         temperature: request.temperature.unwrap_or(0.0),
         top_p: request.top_p,
         seed: request.seed.unwrap_or(0),
+        repeat_penalty: REPEAT_PENALTY,
     };
     let mut on_piece = |piece: &str| {
         if cancel.load(Ordering::Relaxed) {

@@ -98,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         temperature: 0.0,
         top_p: None,
         seed: 0,
+        repeat_penalty: 1.0,
     };
     let out = model.generate(&messages, &params, &mut |_| ControlFlow::Continue(()))?;
 

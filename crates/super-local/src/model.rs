@@ -48,7 +48,13 @@ pub struct GenerateParams {
     pub top_p: Option<f64>,
     /// Seed of the sampler (ignored when greedy).
     pub seed: u64,
+    /// Divides the logits of tokens generated in the last [`REPEAT_WINDOW`] steps (1.0: off).
+    /// Small models loop under greedy decoding; 1.1 to 1.3 breaks most loops.
+    pub repeat_penalty: f32,
 }
+
+/// How many recent generated tokens the repeat penalty looks at.
+pub const REPEAT_WINDOW: usize = 64;
 
 impl Default for GenerateParams {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for GenerateParams {
             temperature: 0.0,
             top_p: None,
             seed: 0,
+            repeat_penalty: 1.0,
         }
     }
 }
@@ -417,6 +424,14 @@ impl LocalModel {
         let mut decoder = StreamDecoder::new();
         let mut first_at: Option<Instant> = None;
         loop {
+            if params.repeat_penalty != 1.0 && !out.tokens.is_empty() {
+                let recent = &out.tokens[out.tokens.len().saturating_sub(REPEAT_WINDOW)..];
+                logits = candle_transformers::utils::apply_repeat_penalty(
+                    &logits,
+                    params.repeat_penalty,
+                    recent,
+                )?;
+            }
             let next = sampler.sample(&logits)?;
             if first_at.is_none() {
                 let now = Instant::now();

@@ -55,6 +55,7 @@ fn greedy_generation_is_repeatable_and_counted() {
         temperature: 0.0,
         top_p: None,
         seed: 7,
+        repeat_penalty: 1.0,
     };
     let msgs = messages();
     let mut streamed = String::new();
@@ -128,6 +129,7 @@ fn cancellation_and_limits() {
         temperature: 0.8,
         top_p: Some(0.9),
         seed: 42,
+        repeat_penalty: 1.0,
     };
     let a = model
         .generate(&msgs, &params, &mut |_| ControlFlow::Continue(()))
@@ -217,4 +219,24 @@ fn converts_in_memory_when_the_cache_cannot_be_written() {
         2,
         "temporary file left behind: {leftovers:?}"
     );
+}
+
+#[test]
+fn a_repeat_penalty_keeps_greedy_output_repeatable() {
+    let Some(mut model) = model() else { return };
+    let params = GenerateParams {
+        max_tokens: 24,
+        repeat_penalty: 1.2,
+        ..GenerateParams::default()
+    };
+    let msgs = messages();
+    let a = model
+        .generate(&msgs, &params, &mut |_| ControlFlow::Continue(()))
+        .expect("first");
+    let b = model
+        .generate(&msgs, &params, &mut |_| ControlFlow::Continue(()))
+        .expect("second");
+    assert!(!a.text.trim().is_empty());
+    assert_eq!(a.text, b.text);
+    assert_eq!(a.completion_tokens, a.tokens.len());
 }
