@@ -471,13 +471,6 @@ impl<'p> Scheduler<'p> {
         Some(task)
     }
 
-    /// Marks a task as already done without running it (a reused output).
-    pub fn start_and_finish(&mut self, task: usize) {
-        self.state[task] = SlotState::Running;
-        self.running += 1;
-        self.finish(task, true);
-    }
-
     /// Records a task's end. A failure skips everything downstream; the skipped tasks are returned.
     pub fn finish(&mut self, task: usize, succeeded: bool) -> Vec<usize> {
         self.running -= 1;

@@ -5,7 +5,7 @@
 use crate::exec::budget::PriceTable;
 use crate::exec::dispatcher::{attempts_for, build_request, effective_timeout_seconds};
 use crate::load::Loaded;
-use crate::provider::{http::estimate_tokens, Protocol, Providers, Usage};
+use crate::provider::{http::estimate_tokens, local::PromptCounter, Protocol, Usage};
 use std::fmt::Write as _;
 
 /// Output tokens assumed for a task whose model sets no `max_tokens`.
@@ -16,7 +16,7 @@ pub fn render(
     goal: &str,
     default_timeout: Option<u64>,
     pricing: &PriceTable,
-    providers: Option<&Providers>,
+    counter: Option<&PromptCounter>,
 ) -> String {
     let plan = &loaded.plan;
     let tasks = &loaded.spec.tasks;
@@ -94,12 +94,10 @@ pub fn render(
                     .map(|&j| tasks[j].name.as_str())
                     .collect();
                 let request = build_request(loaded, i, goal, &outputs);
-                let counted = match (model.endpoint.protocol, providers) {
-                    (Protocol::Local, Some(providers)) => crate::provider::local::count_tokens(
-                        providers.local(),
-                        &request.system,
-                        &request.user,
-                    ),
+                let counted = match (model.endpoint.protocol, counter) {
+                    (Protocol::Local, Some(counter)) => {
+                        counter.count(&request.system, &request.user)
+                    }
                     _ => None,
                 };
                 let own = counted.unwrap_or_else(|| {

@@ -84,13 +84,20 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     set_threads(args.threads);
 
     if args.dry_run {
-        let providers = Providers::new().ok();
+        // Only tasks on the embedded model are counted with its tokenizer.
+        let uses_local = loaded
+            .models
+            .iter()
+            .any(|m| m.endpoint.protocol == crate::provider::Protocol::Local);
+        let counter = uses_local
+            .then(crate::provider::local::PromptCounter::load)
+            .flatten();
         let text = super::dry_run::render(
             &loaded,
             &args.goal,
             args.timeout,
             &pricing,
-            providers.as_ref(),
+            counter.as_ref(),
         );
         if args.json {
             println!(

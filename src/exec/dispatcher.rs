@@ -100,6 +100,16 @@ pub fn effective_timeout_seconds(loaded: &Loaded, default: Option<u64>, index: u
         .unwrap_or(crate::spec::orchestra::DEFAULT_TASK_TIMEOUT_SECONDS)
 }
 
+/// A task's record as it starts (or is reused), keyed for the cache.
+fn started_record(loaded: &Loaded, index: usize, key: &str, status: TaskStatus) -> TaskRecord {
+    TaskRecord {
+        status,
+        cache_key: Some(key.to_string()),
+        started_unix_ms: Some(ids::now_unix_ms()),
+        ..new_record(loaded, index)
+    }
+}
+
 fn new_record(loaded: &Loaded, index: usize) -> TaskRecord {
     let task = &loaded.spec.tasks[index];
     let model = &loaded.models[index];
@@ -266,10 +276,7 @@ pub async fn execute(
                 };
                 if reusable {
                     if let Some(entry) = shared.cache.get(&key) {
-                        let mut record = new_record(loaded, index);
-                        record.status = TaskStatus::Cached;
-                        record.cache_key = Some(key.clone());
-                        record.started_unix_ms = Some(ids::now_unix_ms());
+                        let mut record = started_record(loaded, index, &key, TaskStatus::Cached);
                         record.output_file =
                             write_output(&writer, workspace, loaded, index, &entry.output);
                         output_hashes[index] = sha256_hex(entry.output.as_bytes());
@@ -289,11 +296,8 @@ pub async fn execute(
                     }
                 }
 
-                let mut record = new_record(loaded, index);
-                record.status = TaskStatus::Running;
-                record.cache_key = Some(key.clone());
-                record.started_unix_ms = Some(ids::now_unix_ms());
-                manifest.tasks[row(index)] = record;
+                let record = started_record(loaded, index, &key, TaskStatus::Running);
+                manifest.tasks[row(index)] = record.clone();
                 let prompt_file =
                     prompt::render_file(task.name.as_str(), &request.system, &request.user);
                 writer.write(workspace.task_prompt(&task.name), prompt_file.into_bytes());
@@ -304,7 +308,7 @@ pub async fn execute(
                     number: started_count,
                     total: n,
                 });
-                running.push(run_task(&shared, index, request, key));
+                running.push(run_task(&shared, index, request, record));
             }
         }
         if running.is_empty() {
@@ -539,7 +543,7 @@ async fn run_task(
     shared: &Shared<'_>,
     index: usize,
     request: ChatRequest,
-    key: String,
+    mut record: TaskRecord,
 ) -> TaskOutcome {
     let loaded = shared.loaded;
     let config = shared.config;
@@ -558,11 +562,7 @@ async fn run_task(
         choice.rpm.or(rate.rpm),
         choice.tpm.or(rate.tpm),
     );
-    let mut record = new_record(loaded, index);
-    record.status = TaskStatus::Running;
-    record.cache_key = Some(key.clone());
-    let started_unix = ids::now_unix_ms();
-    record.started_unix_ms = Some(started_unix);
+    let key = record.cache_key.clone().unwrap_or_default();
     let started = Instant::now();
     let estimated_input = estimate_tokens(&request.system) + estimate_tokens(&request.user);
     let name = task.name.to_string();

@@ -80,21 +80,16 @@ impl LocalEngine {
             let model = Arc::clone(&self.model);
             let request = request.clone();
             let flag = Arc::clone(&cancel);
-            let mut job =
+            let job =
                 tokio::task::spawn_blocking(move || generate(&model, &request, &flag, &sender));
-            loop {
-                tokio::select! {
-                    piece = receiver.recv() => match piece {
-                        Some(piece) => on_token(&piece),
-                        None => break,
-                    },
-                    // The sender lives in the job; when the job ends the channel closes.
-                }
+            // The sender lives in the job: the channel closes when generation ends. Dropping
+            // this future (a timeout, Ctrl-C) raises `cancel`, checked after every token.
+            while let Some(piece) = receiver.recv().await {
+                on_token(&piece);
             }
-            let result = (&mut job).await.map_err(|e| {
+            job.await.map_err(|e| {
                 ProviderError::new(ErrorKind::Local, format!("the embedded model stopped: {e}"))
-            })?;
-            result
+            })?
         }
     }
 }
@@ -178,37 +173,41 @@ fn generate(
     })
 }
 
-/// Counts a prompt's tokens with the embedded model's tokenizer, when it is loaded or loadable.
-pub fn count_tokens(engine: &LocalEngine, system: &str, user: &str) -> Option<u64> {
+/// Counts prompts with the embedded model's tokenizer and chat template, read from the GGUF's
+/// metadata only (no weights), for dry-run estimates.
+pub struct PromptCounter {
     #[cfg(feature = "local")]
-    {
-        let mut slot = engine
-            .model
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.is_none() {
-            let path = super_local::default_model_path();
-            if !path.is_file() {
-                return None;
-            }
-            *slot = super_local::LocalModel::load(&path).ok();
+    counter: super_local::PromptCounter,
+}
+
+impl PromptCounter {
+    /// `None` when the model file is absent or this build has no embedded model.
+    pub fn load() -> Option<PromptCounter> {
+        #[cfg(feature = "local")]
+        {
+            super_local::PromptCounter::from_gguf_file(&super_local::default_model_path())
+                .ok()
+                .map(|counter| PromptCounter { counter })
         }
-        let model = slot.as_ref()?;
-        let messages = [
-            super_local::ChatMessage {
-                role: "system".into(),
-                content: system.to_string(),
-            },
-            super_local::ChatMessage {
-                role: "user".into(),
-                content: user.to_string(),
-            },
-        ];
-        model.count_prompt_tokens(&messages).ok().map(|n| n as u64)
+        #[cfg(not(feature = "local"))]
+        {
+            None
+        }
     }
-    #[cfg(not(feature = "local"))]
-    {
-        let _ = (engine, system, user);
-        None
+
+    pub fn count(&self, system: &str, user: &str) -> Option<u64> {
+        #[cfg(feature = "local")]
+        {
+            let messages = [
+                super_local::ChatMessage::system(system),
+                super_local::ChatMessage::user(user),
+            ];
+            self.counter.count(&messages).ok().map(|n| n as u64)
+        }
+        #[cfg(not(feature = "local"))]
+        {
+            let _ = (system, user);
+            None
+        }
     }
 }

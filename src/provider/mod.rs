@@ -38,8 +38,4 @@ impl Providers {
             _ => self.http.complete(endpoint, request, on_token).await,
         }
     }
-
-    pub fn local(&self) -> &local::LocalEngine {
-        &self.local
-    }
 }

@@ -4,7 +4,7 @@
 
 use super::decode::Decoder;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
-use crate::names::{unsafe_reason, AgentName, OrchestraId, TaskName};
+use crate::names::{AgentName, OrchestraId, TaskName};
 use crate::source::{Loc, SourceFile};
 use crate::yaml::Node;
 use std::collections::HashMap;
@@ -936,9 +936,4 @@ fn decode_pricing(d: &mut Decoder<'_>, node: &Node, pricing: &mut HashMap<String
             }
         }
     }
-}
-
-/// Whether a string could be an unsafe name, for reference checks.
-pub fn is_unsafe(name: &str) -> bool {
-    unsafe_reason(name).is_some()
 }

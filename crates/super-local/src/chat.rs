@@ -139,6 +139,61 @@ pub fn render_chatml(messages: &[ChatMessage]) -> String {
     out
 }
 
+impl ChatTemplate {
+    /// The template a GGUF file carries (`tokenizer.chat_template`), with its tokenizer's BOS
+    /// and EOS texts; the ChatML fallback when it has none.
+    pub fn from_gguf(
+        content: &candle_core::quantized::gguf_file::Content,
+        tokenizer: &crate::Tokenizer,
+    ) -> ChatTemplate {
+        let source = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
+        let text = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.id_to_token(i))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        ChatTemplate::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()))
+    }
+}
+
+/// Counts the tokens a conversation's prompt takes, from the GGUF's metadata alone (tokenizer
+/// and chat template, no weights): what a dry run needs, in milliseconds.
+pub struct PromptCounter {
+    tokenizer: crate::Tokenizer,
+    template: ChatTemplate,
+}
+
+impl PromptCounter {
+    pub fn from_gguf_file(path: &std::path::Path) -> Result<PromptCounter, LocalError> {
+        if !path.exists() {
+            return Err(LocalError::ModelNotFound { path: path.into() });
+        }
+        let file = std::fs::File::open(path).map_err(|e| LocalError::io("open", path, e))?;
+        let mut reader = std::io::BufReader::new(file);
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut reader).map_err(|e| {
+                LocalError::Gguf {
+                    path: path.into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let tokenizer = crate::Tokenizer::from_gguf(&content)?;
+        let template = ChatTemplate::from_gguf(&content, &tokenizer);
+        Ok(PromptCounter {
+            tokenizer,
+            template,
+        })
+    }
+
+    pub fn count(&self, messages: &[ChatMessage]) -> Result<usize, LocalError> {
+        Ok(self.tokenizer.token_count(&self.template.render(messages)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

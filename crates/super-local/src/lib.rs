@@ -35,7 +35,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use chat::ChatMessage;
+pub use chat::{ChatMessage, PromptCounter};
 pub use error::LocalError;
 pub use model::{GenerateParams, Generation, LoadInfo, LocalModel, StopReason};
 pub use tokenizer::Tokenizer;

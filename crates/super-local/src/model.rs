@@ -235,21 +235,7 @@ impl LocalModel {
             },
             other => other,
         })?;
-        let template_src = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .cloned();
-        let tok_text = |id: Option<u32>| {
-            id.and_then(|i| tokenizer.id_to_token(i))
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let template = ChatTemplate::new(
-            template_src,
-            &tok_text(tokenizer.bos_id()),
-            &tok_text(tokenizer.eos_id()),
-        );
+        let template = ChatTemplate::from_gguf(&content, &tokenizer);
         let mut stop_ids = vec![ENDOFTEXT_ID];
         if let Some(eos) = tokenizer.eos_id() {
             stop_ids.push(eos);

@@ -240,3 +240,15 @@ fn a_repeat_penalty_keeps_greedy_output_repeatable() {
     assert_eq!(a.text, b.text);
     assert_eq!(a.completion_tokens, a.tokens.len());
 }
+
+#[test]
+fn the_metadata_only_counter_agrees_with_the_model() {
+    let Some(model) = model() else { return };
+    let counter =
+        super_local::PromptCounter::from_gguf_file(&default_model_path()).expect("counter");
+    let msgs = messages();
+    assert_eq!(
+        counter.count(&msgs).expect("count"),
+        model.count_prompt_tokens(&msgs).expect("model count")
+    );
+}
