@@ -77,28 +77,25 @@ pub fn load_orchestra(
         return Err(diags);
     };
 
-    // Each agent's playbook, loaded once.
+    // Each agent's playbook, loaded once. A task whose agent has no playbook is pointed at;
+    // an invalid playbook reports its own errors once, in its own file.
+    let playbooks: BTreeMap<String, std::path::PathBuf> = project
+        .map(|p| p.list_agents().into_iter().collect())
+        .unwrap_or_default();
     let mut agents: BTreeMap<AgentName, AgentSpec> = BTreeMap::new();
-    let mut missing: Vec<AgentName> = Vec::new();
+    let mut invalid: Vec<AgentName> = Vec::new();
     for task in &spec.tasks {
-        if agents.contains_key(&task.agent) || missing.contains(&task.agent) {
-            if missing.contains(&task.agent) {
-                diags.push(missing_agent(&spec, task, project));
-            }
+        if agents.contains_key(&task.agent) || invalid.contains(&task.agent) {
             continue;
         }
-        let found = project.and_then(|p| p.find_agent(task.agent.as_str()));
-        match found {
-            Some(playbook) => match load_agent(&playbook, task.agent.as_str(), &mut diags) {
+        match playbooks.get(task.agent.as_str()) {
+            None => diags.push(missing_agent(&spec, task, project)),
+            Some(playbook) => match load_agent(playbook, task.agent.as_str(), &mut diags) {
                 Some(agent) => {
                     agents.insert(task.agent.clone(), agent);
                 }
-                None => missing.push(task.agent.clone()),
+                None => invalid.push(task.agent.clone()),
             },
-            None => {
-                diags.push(missing_agent(&spec, task, project));
-                missing.push(task.agent.clone());
-            }
         }
     }
 

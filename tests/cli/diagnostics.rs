@@ -267,3 +267,20 @@ fn missing_local_model_names_the_fetch_command() {
         "{text}"
     );
 }
+
+#[test]
+fn an_invalid_playbook_is_reported_in_its_own_file_once() {
+    let project = project();
+    project.agent("developer", "apiVersion: agent/v1\nkind: AgentSpec\nspec:\n  persona: [not, a, mapping]\n  language_model:\n    provider: ollama\n    model: m\n    temperature: hot\n");
+    let (exit, text) = validate(
+        &project,
+        &format!(
+            "{HEAD}tasks:\n  - name: a\n    agent: developer\n  - name: b\n    agent: developer\n"
+        ),
+    );
+    assert_eq!(exit, 2);
+    assert!(text.contains("developer_playbook.yaml:4:12"), "{text}");
+    assert!(text.contains("developer_playbook.yaml:8:18"), "{text}");
+    assert!(!text.contains("has no playbook"), "{text}");
+    assert_eq!(text.matches("error:").count(), 2, "{text}");
+}
