@@ -12,6 +12,7 @@ pub mod project;
 pub mod prompt;
 pub mod provider;
 pub mod report;
+pub mod settings;
 pub mod source;
 pub mod spec;
 pub mod workspace;

@@ -1,13 +1,11 @@
 //! The plan: the task graph built from `context` and `dependencies`, checked for unknown names
 //! and cycles, split into phases (one for sequential and parallel, one per task group for
-//! mixed), and the scheduler that picks which ready task starts next: by priority, then by file
-//! order. The dry run and the executor use the same scheduler, so the printed order is the
-//! order a run takes.
+//! mixed), with the order a run takes when every task succeeds. The scheduler that runs it
+//! lives in `exec/scheduler.rs`; the plan never builds one.
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::spec::{OrchestraSpec, Priority, Strategy, TaskRef};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct Phase {
@@ -219,21 +217,36 @@ impl Plan {
         self.deps.is_empty()
     }
 
+    /// The order a run takes when every task succeeds and takes the same time: waves of tasks
+    /// that start together, each taken by priority then file order, within a phase's
+    /// concurrency, phase after phase. (`exec::scheduler` runs the same rules live; a test there
+    /// checks that both agree.)
     fn simulate(&mut self) {
-        let mut scheduler = Scheduler::new(self);
+        let n = self.len();
+        let mut waiting_on: Vec<usize> = self.deps.iter().map(Vec::len).collect();
+        let mut done = vec![false; n];
         let mut waves = Vec::new();
-        loop {
-            let mut wave = Vec::new();
-            while let Some(task) = scheduler.next_ready() {
-                wave.push(task);
+        for (p, phase) in self.phases.iter().enumerate() {
+            loop {
+                let mut ready: Vec<usize> = phase
+                    .tasks
+                    .iter()
+                    .copied()
+                    .filter(|&t| !done[t] && waiting_on[t] == 0 && self.phase_of[t] == p)
+                    .collect();
+                if ready.is_empty() {
+                    break;
+                }
+                ready.sort_by_key(|&t| (std::cmp::Reverse(self.priority[t]), t));
+                ready.truncate(phase.concurrency.max(1));
+                for &t in &ready {
+                    done[t] = true;
+                    for &k in &self.dependents[t] {
+                        waiting_on[k] -= 1;
+                    }
+                }
+                waves.push(ready);
             }
-            if wave.is_empty() {
-                break;
-            }
-            for &task in &wave {
-                scheduler.finish(task, true);
-            }
-            waves.push(wave);
         }
         self.order = waves.iter().flatten().copied().collect();
         for (place, &task) in self.order.iter().enumerate() {
@@ -410,131 +423,6 @@ fn build_phases(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotState {
-    Waiting,
-    Running,
-    Succeeded,
-    Failed,
-    Skipped,
-}
-
-/// Decides which task starts next. Ready tasks are taken by priority (critical first), then
-/// by their order in the file; each phase starts once the previous one has ended.
-pub struct Scheduler<'p> {
-    plan: &'p Plan,
-    state: Vec<SlotState>,
-    waiting_on: Vec<usize>,
-    phase: usize,
-    running: usize,
-    ready: BinaryHeap<(Priority, Reverse<usize>)>,
-    phase_left: Vec<usize>,
-}
-
-impl<'p> Scheduler<'p> {
-    pub fn new(plan: &'p Plan) -> Scheduler<'p> {
-        let mut scheduler = Scheduler {
-            plan,
-            state: vec![SlotState::Waiting; plan.len()],
-            waiting_on: plan.deps.iter().map(Vec::len).collect(),
-            phase: 0,
-            running: 0,
-            ready: BinaryHeap::new(),
-            phase_left: plan.phases.iter().map(|p| p.tasks.len()).collect(),
-        };
-        scheduler.enter_phase();
-        scheduler
-    }
-
-    fn enter_phase(&mut self) {
-        while self.phase < self.plan.phases.len() && self.phase_left[self.phase] == 0 {
-            self.phase += 1;
-        }
-        if let Some(phase) = self.plan.phases.get(self.phase) {
-            for &task in &phase.tasks {
-                if self.state[task] == SlotState::Waiting && self.waiting_on[task] == 0 {
-                    self.ready.push((self.plan.priority[task], Reverse(task)));
-                }
-            }
-        }
-    }
-
-    /// The next task to start now, if any is ready and a slot is free.
-    pub fn next_ready(&mut self) -> Option<usize> {
-        let phase = self.plan.phases.get(self.phase)?;
-        if self.running >= phase.concurrency {
-            return None;
-        }
-        let (_, Reverse(task)) = self.ready.pop()?;
-        self.state[task] = SlotState::Running;
-        self.running += 1;
-        Some(task)
-    }
-
-    /// Records a task's end. A failure skips everything downstream; the skipped tasks are returned.
-    pub fn finish(&mut self, task: usize, succeeded: bool) -> Vec<usize> {
-        self.running -= 1;
-        let mut skipped = Vec::new();
-        self.settle(
-            task,
-            if succeeded {
-                SlotState::Succeeded
-            } else {
-                SlotState::Failed
-            },
-        );
-        if succeeded {
-            for &k in &self.plan.dependents[task] {
-                self.waiting_on[k] -= 1;
-                if self.waiting_on[k] == 0
-                    && self.state[k] == SlotState::Waiting
-                    && self.plan.phase_of[k] == self.phase
-                {
-                    self.ready.push((self.plan.priority[k], Reverse(k)));
-                }
-            }
-        } else {
-            let mut stack: Vec<usize> = self.plan.dependents[task].clone();
-            while let Some(k) = stack.pop() {
-                if self.state[k] == SlotState::Waiting {
-                    self.settle(k, SlotState::Skipped);
-                    skipped.push(k);
-                    stack.extend(self.plan.dependents[k].iter().copied());
-                }
-            }
-            skipped.sort_by_key(|&k| self.plan.position[k]);
-        }
-        if self.phase_left.get(self.phase) == Some(&0) {
-            self.enter_phase();
-        }
-        skipped
-    }
-
-    fn settle(&mut self, task: usize, state: SlotState) {
-        self.state[task] = state;
-        if let Some(left) = self.phase_left.get_mut(self.plan.phase_of[task]) {
-            *left -= 1;
-        }
-    }
-
-    pub fn running(&self) -> usize {
-        self.running
-    }
-
-    pub fn state(&self, task: usize) -> SlotState {
-        self.state[task]
-    }
-
-    /// Tasks that never started (after a stop).
-    pub fn not_started(&self) -> Vec<usize> {
-        let mut left: Vec<usize> = (0..self.plan.len())
-            .filter(|&i| self.state[i] == SlotState::Waiting)
-            .collect();
-        left.sort_by_key(|&i| self.plan.position[i]);
-        left
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,24 +545,5 @@ mod tests {
         let (plan, _) = plan_of(&orchestra(&tasks, "sequential", 1));
         let plan = plan.expect("valid");
         assert_eq!(plan.order, vec![1, 3, 4, 0, 2]);
-    }
-
-    #[test]
-    fn a_failure_skips_everything_downstream() {
-        let tasks = vec![
-            (vec![], "medium"),
-            (vec![0], "medium"),
-            (vec![1], "medium"),
-            (vec![], "medium"),
-        ];
-        let (plan, _) = plan_of(&orchestra(&tasks, "parallel", 4));
-        let plan = plan.expect("valid");
-        let mut scheduler = Scheduler::new(&plan);
-        assert_eq!(scheduler.next_ready(), Some(0));
-        assert_eq!(scheduler.next_ready(), Some(3));
-        assert_eq!(scheduler.finish(0, false), vec![1, 2]);
-        assert_eq!(scheduler.finish(3, true), Vec::<usize>::new());
-        assert_eq!(scheduler.next_ready(), None);
-        assert_eq!(scheduler.running(), 0);
     }
 }

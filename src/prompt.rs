@@ -80,7 +80,42 @@ pub fn user_message(task: &TaskSpec, goal: &str, context: &[ContextOutput<'_>]) 
     out.trim_end().to_string()
 }
 
-/// The prompt as written to `task_outputs/<task>_prompt.md`.
-pub fn render_file(task: &str, system: &str, user: &str) -> String {
-    format!("# Prompt for `{task}`\n\n## System\n\n{system}\n\n## User\n\n{user}\n")
+/// The request a task sends: its prompts, its model and sampling.
+pub fn chat_request(
+    agent: &AgentSpec,
+    task: &TaskSpec,
+    model: &crate::provider::ModelChoice,
+    goal: &str,
+    context: &[ContextOutput<'_>],
+) -> crate::provider::ChatRequest {
+    let mut request = crate::provider::ChatRequest::new(
+        model.model.clone(),
+        system_message(agent, task),
+        user_message(task, goal, context),
+    );
+    request.sampling = crate::provider::Sampling {
+        temperature: model.temperature,
+        max_tokens: model.max_tokens,
+        top_p: model.top_p,
+        seed: model.seed,
+    };
+    request
+}
+
+/// The conversation as written to `task_outputs/<task>_prompt.md`.
+pub fn render_request(task: &str, request: &crate::provider::ChatRequest) -> String {
+    let mut out = format!("# Prompt for `{task}`\n");
+    for message in &request.messages {
+        let heading = match message.role {
+            crate::provider::Role::System => "System",
+            crate::provider::Role::User => "User",
+            crate::provider::Role::Assistant => "Assistant",
+            crate::provider::Role::Tool => "Tool",
+        };
+        let _ = write!(out, "\n## {heading}\n\n{}\n", message.content);
+        for call in &message.tool_calls {
+            let _ = writeln!(out, "\n(call `{}` with `{}`)", call.name, call.arguments);
+        }
+    }
+    out
 }

@@ -1,25 +1,21 @@
 //! `run --dry-run`: the plan in the order a run takes it, each task with its agent,
-//! dependencies, timeout, retries and provider/model, and an estimate of tokens and cost.
-//! Makes no network call.
+//! dependencies, timeout, attempts and provider/model (each limit with where it came from),
+//! the run's budgets in words, and an estimate of tokens and cost. Reads the same
+//! `RunSettings` as the run; makes no network call.
 
-use crate::exec::budget::PriceTable;
-use crate::exec::dispatcher::{attempts_for, build_request, effective_timeout_seconds};
+use crate::exec::dispatcher::build_request;
 use crate::load::Loaded;
-use crate::provider::{http::estimate_tokens, local::PromptCounter, Protocol, Usage};
+use crate::provider::{local::PromptCounter, Protocol, Usage};
+use crate::settings::RunSettings;
 use std::fmt::Write as _;
 
 /// Output tokens assumed for a task whose model sets no `max_tokens`.
 const ASSUMED_OUTPUT_TOKENS: u64 = 512;
 
-pub fn render(
-    loaded: &Loaded,
-    goal: &str,
-    default_timeout: Option<u64>,
-    pricing: &PriceTable,
-    counter: Option<&PromptCounter>,
-) -> String {
+pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCounter>) -> String {
     let plan = &loaded.plan;
     let tasks = &loaded.spec.tasks;
+    let pricing = &settings.pricing;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -37,7 +33,7 @@ pub fn render(
             String::new()
         }
     );
-    let _ = writeln!(out, "🎯 Goal: {goal}");
+    let _ = writeln!(out, "🎯 Goal: {}", settings.goal);
     if plan.strategy == crate::spec::Strategy::Hierarchical {
         let _ = writeln!(out, "⚠️  strategy `hierarchical` is not yet supported at run time; this plan shows the sequential order");
     }
@@ -54,6 +50,7 @@ pub fn render(
         );
     }
     let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
+    let name_of = |j: usize| (tasks[j].name.to_string(), tasks[j].agent.to_string());
     let mut total_in = 0u64;
     let mut total_out = 0u64;
     let mut total_cost = 0.0;
@@ -88,24 +85,34 @@ pub fn render(
             for i in in_phase {
                 number += 1;
                 let task = &tasks[i];
-                let model = &loaded.models[i];
+                let task_settings = &settings.tasks[i];
+                let model = &task_settings.model;
                 let deps: Vec<&str> = plan.deps[i]
                     .iter()
                     .map(|&j| tasks[j].name.as_str())
                     .collect();
-                let request = build_request(loaded, i, goal, &outputs);
+                let request = build_request(
+                    loaded,
+                    task,
+                    task_settings,
+                    &plan.context[i],
+                    &name_of,
+                    &settings.goal,
+                    &outputs,
+                );
                 let counted = match (model.endpoint.protocol, counter) {
-                    (Protocol::Local, Some(counter)) => {
-                        counter.count(&request.system, &request.user)
-                    }
+                    (Protocol::Local, Some(counter)) => counter.count(&request),
                     _ => None,
                 };
-                let own = counted.unwrap_or_else(|| {
-                    estimate_tokens(&request.system) + estimate_tokens(&request.user)
-                });
+                let own = counted.unwrap_or_else(|| request.estimated_input_tokens());
                 let context_tokens: u64 = plan.context[i]
                     .iter()
-                    .map(|&j| loaded.models[j].max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS))
+                    .map(|&j| {
+                        settings.tasks[j]
+                            .model
+                            .max_tokens
+                            .unwrap_or(ASSUMED_OUTPUT_TOKENS)
+                    })
                     .sum();
                 let input = own + context_tokens;
                 let output = model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
@@ -139,9 +146,30 @@ pub fn render(
                 let _ = writeln!(
                     out,
                     "     timeout {}s, {} attempt(s), {}",
-                    effective_timeout_seconds(loaded, default_timeout, i),
-                    attempts_for(loaded, i),
+                    task_settings.timeout.as_secs(),
+                    task_settings.attempts,
                     model.label()
+                );
+                let _ = writeln!(
+                    out,
+                    "     limits: the timeout from {}; {} retr{} from {}, {}",
+                    task_settings.timeout_source.describe(
+                        "timeout_seconds",
+                        "task_timeout_seconds",
+                        "--timeout"
+                    ),
+                    task_settings.attempts.saturating_sub(1),
+                    if task_settings.attempts == 2 {
+                        "y"
+                    } else {
+                        "ies"
+                    },
+                    task_settings.attempts_source.describe(
+                        "retry_count",
+                        "retry_strategy",
+                        "--retries"
+                    ),
+                    task_settings.retry.as_str().replace('_', " ")
                 );
                 let _ = writeln!(
                     out,
@@ -161,10 +189,18 @@ pub fn render(
         "\n💰 Estimated total: {total_in} prompt tokens, up to {total_out} output tokens, ${total_cost:.4}{}",
         if any_unknown_price { " (some models have no known price; add a `pricing:` block)" } else { "" }
     );
-    let budget = &loaded.spec.execution.budget;
-    if budget != &crate::spec::BudgetSpec::default() {
-        let _ = writeln!(out, "   budget: {budget:?}");
-    }
+    let _ = writeln!(
+        out,
+        "🧮 Budget: {}",
+        crate::settings::describe_budget(&settings.budget)
+    );
+    let _ = writeln!(
+        out,
+        "⏱️  Limits: a server may ask to wait at most {}s (Retry-After); replies over {} MiB fail; retries start after about {} ms",
+        settings.limits.max_server_wait.as_secs(),
+        settings.limits.max_reply_bytes / (1024 * 1024),
+        settings.limits.retry_base.as_millis()
+    );
     let _ = writeln!(out, "✅ The orchestra is valid. No call was made.");
     out
 }

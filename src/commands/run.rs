@@ -1,21 +1,23 @@
-//! `orchestra run`: resolve the arguments once, load and check, then either print the plan
-//! (`--dry-run`) or run it: lock the workspace, file the previous run under `history/`,
-//! execute, write metrics and trace, and map the outcome to an exit code.
+//! `orchestra run`: resolve the arguments once into `RunSettings`, load and check, then either
+//! print the plan (`--dry-run`) or run it: lock the workspace, file the previous run under
+//! `history/`, execute, write metrics, trace and the manifest, and map the outcome to an exit
+//! code.
 
 use super::{
     env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
 };
 use crate::cli::{RunArgs, StrategyArg};
 use crate::exec::budget::PriceTable;
-use crate::exec::record::{Recorder, Replayer};
-use crate::exec::{execute, ExecConfig, Interrupt, Reuse, RunEvent};
-use crate::load::{load_orchestra, LoadOptions};
+use crate::exec::{execute, Interrupt, RunEvent, RunInputs};
+use crate::load::{load_orchestra, LoadOptions, Loaded};
 use crate::plan::PlanOptions;
-use crate::provider::{ModelOverrides, Providers};
+use crate::provider::record::{RecordFile, Replayer};
+use crate::provider::{CallMode, ModelOverrides, Providers};
 use crate::report::{human::HumanReporter, json::JsonReporter, Reporter};
-use crate::spec::{BudgetSpec, Strategy};
-use crate::workspace::{RunStatus, Workspace, WorkspaceLock};
-use std::time::Duration;
+use crate::settings::{BudgetFlags, CallLimits, Reuse, RunSettings};
+use crate::spec::Strategy;
+use crate::workspace::{Manifest, RunStatus, Workspace, WorkspaceLock, WriteError};
+use std::sync::Arc;
 
 fn strategy(arg: StrategyArg) -> Strategy {
     match arg {
@@ -24,6 +26,52 @@ fn strategy(arg: StrategyArg) -> Strategy {
         StrategyArg::Mixed => Strategy::Mixed,
         StrategyArg::Hierarchical => Strategy::Hierarchical,
     }
+}
+
+/// `--resume`, `--from TASK` (checked against the tasks), `--no-cache`, or a fresh run.
+fn reuse(args: &RunArgs, loaded: &Loaded) -> Result<Reuse, Failure> {
+    if args.no_cache {
+        return Ok(Reuse::Off);
+    }
+    if args.resume {
+        return Ok(Reuse::Resume);
+    }
+    let Some(from) = &args.from else {
+        return Ok(Reuse::Fresh);
+    };
+    match loaded.spec.task_index(from.trim()) {
+        Some(index) => Ok(Reuse::From(index)),
+        None => {
+            let names: Vec<&str> = loaded.spec.tasks.iter().map(|t| t.name.as_str()).collect();
+            let hint = match crate::diag::did_you_mean(from, names.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("tasks are: {}", names.join(", ")),
+            };
+            Err(Failure::usage(format!("`--from {from}`: no task has this name")).hint(hint))
+        }
+    }
+}
+
+/// Everything the run needs from the arguments, the environment and the file, resolved once.
+pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure> {
+    Ok(RunSettings {
+        goal: args.goal.trim().to_string(),
+        reuse: reuse(args, loaded)?,
+        keep_going: args.keep_going,
+        budget: crate::settings::budget(
+            &loaded.spec.execution.budget,
+            &BudgetFlags {
+                max_tokens: args.max_tokens,
+                max_cost_usd: args.max_cost_usd,
+                max_llm_calls: args.max_llm_calls,
+                max_wall_seconds: args.max_wall_seconds,
+            },
+        ),
+        pricing: PriceTable::new(loaded.spec.pricing.clone()),
+        limits: CallLimits::from_env(&env_lookup),
+        checkpoint_interval: crate::settings::CHECKPOINT_INTERVAL,
+        tasks: RunSettings::tasks_of(loaded, args.timeout),
+    })
 }
 
 pub fn run(context: &Context, args: &RunArgs) -> Outcome {
@@ -73,32 +121,19 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         return Err(Failure::usage(format!("orchestra `{}` has no tasks; nothing to run", loaded.spec.id))
             .hint("pull agents with `super agent pull NAME` and recreate it with `super orchestra create --force`"));
     }
-    let mut budget = loaded.spec.execution.budget.clone();
-    budget = BudgetSpec {
-        max_tokens: args.max_tokens.or(budget.max_tokens),
-        max_cost_usd: args.max_cost_usd.or(budget.max_cost_usd),
-        max_llm_calls: args.max_llm_calls.or(budget.max_llm_calls),
-        max_wall_seconds: args.max_wall_seconds.or(budget.max_wall_seconds),
-    };
-    let pricing = PriceTable::new(loaded.spec.pricing.clone());
+    let settings = settings(args, &loaded)?;
     set_threads(args.threads);
 
     if args.dry_run {
         // Only tasks on the embedded model are counted with its tokenizer.
-        let uses_local = loaded
-            .models
+        let uses_local = settings
+            .tasks
             .iter()
-            .any(|m| m.endpoint.protocol == crate::provider::Protocol::Local);
+            .any(|t| t.model.endpoint.protocol == crate::provider::Protocol::Local);
         let counter = uses_local
             .then(crate::provider::local::PromptCounter::load)
             .flatten();
-        let text = super::dry_run::render(
-            &loaded,
-            &args.goal,
-            args.timeout,
-            &pricing,
-            counter.as_ref(),
-        );
+        let text = super::dry_run::render(&loaded, &settings, counter.as_ref());
         if args.json {
             println!(
                 "{}",
@@ -113,39 +148,19 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         return Err(Failure::usage("strategy `hierarchical` is not yet supported at run time")
             .hint("run it with `--strategy sequential` or `--strategy parallel`; `--dry-run` shows the plan"));
     }
-    let reuse = if args.no_cache {
-        Reuse::Off
-    } else if args.resume {
-        Reuse::Resume
-    } else if let Some(from) = &args.from {
-        match loaded.spec.task_index(from.trim()) {
-            Some(index) => Reuse::From(index),
-            None => {
-                let names: Vec<&str> = loaded.spec.tasks.iter().map(|t| t.name.as_str()).collect();
-                let hint = match crate::diag::did_you_mean(from, names.iter().copied()) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None => format!("tasks are: {}", names.join(", ")),
-                };
-                return Err(
-                    Failure::usage(format!("`--from {from}`: no task has this name")).hint(hint),
-                );
-            }
+    let mode = match (&args.replay, &args.record) {
+        (Some(file), _) => CallMode::Replay(Arc::new(
+            Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?,
+        )),
+        (None, Some(file)) => {
+            CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
+                Failure::usage(format!(
+                    "failed to create the recording `{}`: {e}",
+                    file.display()
+                ))
+            })?))
         }
-    } else {
-        Reuse::Fresh
-    };
-    let replay = match &args.replay {
-        Some(file) => Some(Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?),
-        None => None,
-    };
-    let record = match &args.record {
-        Some(file) => Some(Recorder::create(file).map_err(|e| {
-            Failure::usage(format!(
-                "failed to create the recording `{}`: {e}",
-                file.display()
-            ))
-        })?),
-        None => None,
+        (None, None) => CallMode::Live,
     };
 
     // The workspace: --workspace, else the file's path relative to the project root.
@@ -176,20 +191,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         ))
     })?;
 
-    let providers = Providers::new().map_err(Failure::refused)?;
-    let config = ExecConfig {
-        run_id: crate::exec::ids::run_id(),
-        goal: args.goal.trim().to_string(),
-        default_timeout_seconds: args.timeout,
-        keep_going: args.keep_going,
-        reuse,
-        retry_base: crate::exec::retry::base_delay(),
-        budget,
-        pricing,
-        record,
-        replay,
-        checkpoint_interval: Duration::from_millis(200),
-    };
+    let providers =
+        Providers::new(mode, settings.limits.max_reply_bytes).map_err(Failure::refused)?;
     let mut reporter = if args.json {
         Reporter::Json(JsonReporter::default())
     } else {
@@ -202,7 +205,16 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         .enable_all()
         .build()
         .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
-    let manifest = runtime.block_on(async {
+    let provider_for = |endpoint: &crate::provider::Endpoint| providers.for_endpoint(endpoint);
+    let inputs = RunInputs {
+        loaded: &loaded,
+        settings: &settings,
+        workspace: &workspace,
+        provider_for: &provider_for,
+        run_id: crate::exec::ids::run_id(),
+        archived_previous: archived,
+    };
+    let mut manifest = runtime.block_on(async {
         let (interrupt_sender, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
         let watcher = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -212,41 +224,73 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
                 }
             }
         });
-        let manifest = execute(
-            &loaded,
-            &workspace,
-            &config,
-            &providers,
-            archived,
-            &mut interrupts,
-            &mut |event| reporter.report(event),
-        )
+        let manifest = execute(&inputs, &mut interrupts, None, &mut |event| {
+            reporter.report(event)
+        })
         .await;
         watcher.abort();
         manifest
     });
+    drop(runtime);
 
-    if loaded.spec.execution.enable_metrics {
-        if let Ok(bytes) = serde_json::to_vec_pretty(&crate::report::files::metrics(&manifest)) {
-            let _ = workspace.write(&workspace.path(crate::workspace::files::METRICS), &bytes);
-        }
-    }
-    if loaded.spec.execution.enable_trace {
-        let _ = workspace.write(
-            &workspace.path(crate::workspace::files::TRACE),
-            crate::report::files::trace(&manifest).as_bytes(),
-        );
-    }
+    let failures = write_run_files(&workspace, &loaded, &mut manifest);
     let status = manifest.status;
     reporter.report(&RunEvent::RunFinished {
         manifest: Box::new(manifest),
     });
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
     drop(lock);
     Ok(match status {
+        _ if !failures.is_empty() => EXIT_FAILED,
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
         RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
     })
+}
+
+/// `metrics.json` and `trace.jsonl` (when enabled), then the final `run.json`. A failed write
+/// fails the run: the manifest says so when it can still be written.
+fn write_run_files(
+    workspace: &Workspace,
+    loaded: &Loaded,
+    manifest: &mut Manifest,
+) -> Vec<WriteError> {
+    let write = |relative: &str, bytes: Result<Vec<u8>, serde_json::Error>| {
+        let path = workspace.path(relative);
+        bytes
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| workspace.write(&path, &bytes))
+            .err()
+            .map(|source| WriteError { path, source })
+    };
+    let mut failures = Vec::new();
+    if loaded.spec.execution.enable_metrics {
+        failures.extend(write(
+            crate::workspace::files::METRICS,
+            serde_json::to_vec_pretty(&crate::report::files::metrics(manifest)),
+        ));
+    }
+    if loaded.spec.execution.enable_trace {
+        failures.extend(write(
+            crate::workspace::files::TRACE,
+            Ok(crate::report::files::trace(manifest).into_bytes()),
+        ));
+    }
+    if !failures.is_empty() && manifest.status == RunStatus::Succeeded {
+        manifest.status = RunStatus::Failed;
+        let text: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        manifest.stop_reason = Some(format!(
+            "the run's files could not be written: {}",
+            text.join("; ")
+        ));
+    }
+    failures.extend(write(
+        crate::workspace::files::MANIFEST,
+        serde_json::to_vec_pretty(&*manifest),
+    ));
+    failures
 }
 
 /// The embedded model's thread count; must be set before any thread pool starts.

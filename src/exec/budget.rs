@@ -144,9 +144,17 @@ impl Budget {
         Ok(())
     }
 
+    /// What is left of `max_wall_seconds`, if it is set.
+    pub fn wall_time_left(&self) -> Option<std::time::Duration> {
+        let max = self.limits.max_wall_seconds?;
+        let total = std::time::Duration::try_from_secs_f64(max.max(0.0))
+            .unwrap_or(std::time::Duration::MAX);
+        Some(total.saturating_sub(self.started.elapsed()))
+    }
+
     pub fn record(&self, usage: Usage, cost_usd: f64) {
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        spent.tokens += usage.total();
+        spent.tokens = spent.tokens.saturating_add(usage.total());
         spent.cost_usd += cost_usd;
     }
 }

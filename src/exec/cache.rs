@@ -22,12 +22,10 @@ pub fn task_key(
     let canonical = serde_json::json!({
         "provider": choice.endpoint.provider,
         "model": request.model,
-        "temperature": request.temperature,
-        "max_tokens": request.max_tokens,
-        "top_p": request.top_p,
-        "seed": request.seed,
-        "system": request.system,
-        "user": request.user,
+        "sampling": request.sampling,
+        "messages": request.messages,
+        "tools": request.tools,
+        "response_format": request.response_format,
         "expected_output": expected_output,
         "context": context_hashes,
     });
@@ -47,15 +45,13 @@ pub struct CacheEntry {
 #[derive(Debug, Clone)]
 pub struct TaskCache {
     dir: PathBuf,
-    temp_dir: PathBuf,
 }
 
 impl TaskCache {
-    /// A cache in `dir`, writing through temp files in `temp_dir`.
-    pub fn new(dir: &Path, temp_dir: &Path) -> TaskCache {
+    /// A cache in `dir` (written through the workspace writer).
+    pub fn new(dir: &Path) -> TaskCache {
         TaskCache {
             dir: dir.to_path_buf(),
-            temp_dir: temp_dir.to_path_buf(),
         }
     }
 
@@ -70,8 +66,18 @@ impl TaskCache {
         (entry.key == key).then_some(entry)
     }
 
-    pub fn put(&self, entry: &CacheEntry) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        crate::workspace::files::write_atomic_in(&self.temp_dir, &self.path(&entry.key), &bytes)
+    /// The entry as a file to write (its path and bytes), for the workspace writer.
+    pub fn entry_file(
+        &self,
+        entry: &CacheEntry,
+    ) -> Result<(PathBuf, Vec<u8>), crate::workspace::WriteError> {
+        let path = self.path(&entry.key);
+        match serde_json::to_vec(entry) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(e) => Err(crate::workspace::WriteError {
+                path,
+                source: std::io::Error::other(e),
+            }),
+        }
     }
 }

@@ -1,62 +1,38 @@
-//! The dispatcher: the one owner of a run's state. It starts ready tasks (bounded by the
-//! phase's concurrency), each attempt under a timeout that drops the in-flight call, retries
-//! with backoff, reuses cached outputs, enforces budgets and shared rate limits, and reacts to
-//! Ctrl-C (first: drain and save; second: abort). It emits `RunEvent`s and never prints.
+//! The dispatcher: the one owner of a run's state. It starts ready tasks (the scheduler picks
+//! them: priority, phases, concurrency), each as a future that reuses a cached output or runs
+//! the task executor, then persists the task's files (its durable record before its output)
+//! and only then counts it finished. It accepts new tasks while running (a manager agent's
+//! work), reacts to Ctrl-C and SIGTERM (first: drain and save; second: abort), checkpoints
+//! `run.json`, and writes the run's results at the end. It emits `RunEvent`s and never prints;
+//! file I/O runs on the writer thread or the blocking pool, never on the runtime's thread.
 
-use super::budget::{Budget, PriceTable};
+use super::budget::Budget;
 use super::cache::{sha256_hex, task_key, CacheEntry, TaskCache};
 use super::events::{PlannedTask, RunEvent};
+use super::executor::{Executor, TaskJob, TaskOutcome};
 use super::ids;
 use super::ratelimit::RateLimits;
-use super::record::{Recorder, Recording, Replayer};
-use super::retry::Backoff;
+use super::scheduler::Scheduler;
 use crate::load::Loaded;
-use crate::plan::{Scheduler, SlotState};
+use crate::names::TaskName;
 use crate::prompt::{self, ContextOutput};
-use crate::provider::{
-    http::estimate_tokens, ChatRequest, ErrorKind, ModelChoice, ProviderError, Providers,
-};
-use crate::spec::BudgetSpec;
+use crate::provider::{ChatProvider, Endpoint};
+use crate::settings::{Reuse, RunSettings, TaskSettings};
+use crate::spec::TaskSpec;
 use crate::workspace::files::{FINAL_OUTPUT, SHARED_DATA};
 use crate::workspace::{
-    AttemptRecord, BackgroundWriter, Manifest, RunStatus, TaskRecord, TaskStatus, Workspace,
+    BackgroundWriter, Manifest, RunStatus, TaskRecord, TaskStatus, Workspace, WriteError,
+    MANIFEST_SCHEMA_VERSION,
 };
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-/// Which finished outputs a run may reuse instead of calling the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reuse {
-    /// A plain run: call every task, store outputs for later reuse.
-    Fresh,
-    /// `--resume`: reuse every task whose key matches a stored output.
-    Resume,
-    /// `--from TASK`: rerun this task and everything downstream, reuse the rest.
-    From(usize),
-    /// `--no-cache`: neither reuse nor store.
-    Off,
-}
-
-pub struct ExecConfig {
-    pub run_id: String,
-    pub goal: String,
-    /// `--timeout`: used when neither the task nor the file sets one.
-    pub default_timeout_seconds: Option<u64>,
-    pub keep_going: bool,
-    pub reuse: Reuse,
-    pub retry_base: Duration,
-    pub budget: BudgetSpec,
-    pub pricing: PriceTable,
-    pub record: Option<Recorder>,
-    pub replay: Option<Replayer>,
-    /// How often `run.json` may be rewritten while tasks finish.
-    pub checkpoint_interval: Duration,
-}
-
-/// Ctrl-C as the dispatcher sees it.
+/// Ctrl-C (or SIGTERM/SIGHUP) as the dispatcher sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interrupt {
     /// Stop starting tasks, let running ones end.
@@ -65,60 +41,70 @@ pub enum Interrupt {
     Abort,
 }
 
-struct Shared<'a> {
+/// Picks the provider of an endpoint (the run's `Providers`, or a test's fake).
+pub type ProviderFor<'a> = &'a (dyn Fn(&Endpoint) -> Arc<dyn ChatProvider> + Sync);
+
+/// What a run is made of.
+pub struct RunInputs<'a> {
+    pub loaded: &'a Loaded,
+    pub settings: &'a RunSettings,
+    pub workspace: &'a Workspace,
+    pub provider_for: ProviderFor<'a>,
+    pub run_id: String,
+    pub archived_previous: Option<String>,
+}
+
+/// A task added while the run goes on. Its `context` names existing tasks; its agent must be
+/// one of the orchestra's.
+pub struct NewTask {
+    pub spec: TaskSpec,
+    pub settings: TaskSettings,
+    /// The index it got, or why it was refused (a taken name, an unknown task or agent).
+    pub reply: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The run's tasks: the declared ones, then any added while running.
+struct TaskTable<'a> {
     loaded: &'a Loaded,
-    config: &'a ExecConfig,
-    providers: &'a Providers,
-    budget: Budget,
-    limits: RateLimits,
-    cache: TaskCache,
-    draining: AtomicBool,
-    events: mpsc::UnboundedSender<RunEvent>,
+    settings: &'a [TaskSettings],
+    added: Vec<(TaskSpec, TaskSettings, Vec<usize>)>,
+    by_name: HashMap<TaskName, usize>,
 }
 
-struct TaskOutcome {
-    index: usize,
-    record: TaskRecord,
-    output: Option<String>,
-    /// A budget stopped the run at this task.
-    budget_stop: Option<String>,
-}
+impl TaskTable<'_> {
+    fn spec(&self, index: usize) -> &TaskSpec {
+        let declared = self.loaded.spec.tasks.len();
+        match index.checked_sub(declared) {
+            None => &self.loaded.spec.tasks[index],
+            Some(extra) => &self.added[extra].0,
+        }
+    }
 
-pub fn attempts_for(loaded: &Loaded, index: usize) -> u32 {
-    let strategy = loaded.spec.execution.retry_strategy;
-    1 + loaded.spec.tasks[index]
-        .retry_count
-        .unwrap_or_else(|| strategy.default_retries())
-}
+    fn settings(&self, index: usize) -> &TaskSettings {
+        let declared = self.loaded.spec.tasks.len();
+        match index.checked_sub(declared) {
+            None => &self.settings[index],
+            Some(extra) => &self.added[extra].1,
+        }
+    }
 
-/// The task's `timeout_seconds`, else the file's `task_timeout_seconds`, else `--timeout`, else 300.
-pub fn effective_timeout_seconds(loaded: &Loaded, default: Option<u64>, index: usize) -> u64 {
-    loaded.spec.tasks[index]
-        .timeout_seconds
-        .or(loaded.spec.execution.task_timeout_seconds)
-        .or(default)
-        .unwrap_or(crate::spec::orchestra::DEFAULT_TASK_TIMEOUT_SECONDS)
-}
-
-/// A task's record as it starts (or is reused), keyed for the cache.
-fn started_record(loaded: &Loaded, index: usize, key: &str, status: TaskStatus) -> TaskRecord {
-    TaskRecord {
-        status,
-        cache_key: Some(key.to_string()),
-        started_unix_ms: Some(ids::now_unix_ms()),
-        ..new_record(loaded, index)
+    fn context(&self, index: usize) -> &[usize] {
+        let declared = self.loaded.spec.tasks.len();
+        match index.checked_sub(declared) {
+            None => &self.loaded.plan.context[index],
+            Some(extra) => &self.added[extra].2,
+        }
     }
 }
 
-fn new_record(loaded: &Loaded, index: usize) -> TaskRecord {
-    let task = &loaded.spec.tasks[index];
-    let model = &loaded.models[index];
+/// A task's record before it starts.
+fn new_record(task: &TaskSpec, settings: &TaskSettings) -> TaskRecord {
     TaskRecord {
         name: task.name.to_string(),
         agent: task.agent.to_string(),
         status: TaskStatus::Pending,
-        provider: model.endpoint.provider.clone(),
-        model: model.model.clone(),
+        provider: settings.model.endpoint.provider.clone(),
+        model: settings.model.model.clone(),
         attempts: Vec::new(),
         started_unix_ms: None,
         duration_ms: 0,
@@ -131,68 +117,261 @@ fn new_record(loaded: &Loaded, index: usize) -> TaskRecord {
     }
 }
 
-/// The request a task sends, built from the outputs its context tasks produced.
+/// The request a task sends, built from its context tasks' outputs.
 pub fn build_request(
     loaded: &Loaded,
-    index: usize,
+    task: &TaskSpec,
+    settings: &TaskSettings,
+    context: &[usize],
+    tasks: &dyn Fn(usize) -> (String, String),
     goal: &str,
     outputs: &[Option<Arc<str>>],
-) -> ChatRequest {
-    let task = &loaded.spec.tasks[index];
-    let choice = &loaded.models[index];
-    let agent = &loaded.agents[&task.agent];
-    let context: Vec<ContextOutput<'_>> = loaded.plan.context[index]
+) -> crate::provider::ChatRequest {
+    let names: Vec<(String, String)> = context.iter().map(|&j| tasks(j)).collect();
+    let context: Vec<ContextOutput<'_>> = context
         .iter()
-        .filter_map(|&j| {
-            outputs[j].as_deref().map(|output| ContextOutput {
-                task: loaded.spec.tasks[j].name.as_str(),
-                agent: loaded.spec.tasks[j].agent.as_str(),
+        .zip(&names)
+        .filter_map(|(&j, (name, agent))| {
+            let output = outputs.get(j)?.as_deref()?;
+            Some(ContextOutput {
+                task: name,
+                agent,
                 output,
             })
         })
         .collect();
-    ChatRequest {
-        model: choice.model.clone(),
-        system: prompt::system_message(agent, task),
-        user: prompt::user_message(task, goal, &context),
-        temperature: choice.temperature,
-        max_tokens: choice.max_tokens,
-        top_p: choice.top_p,
-        seed: choice.seed,
+    match loaded.agents.get(&task.agent) {
+        Some(agent) => prompt::chat_request(agent, task, &settings.model, goal, &context),
+        // Agents are checked at load time and for added tasks; this is only a safe fallback.
+        None => crate::provider::ChatRequest::new(
+            settings.model.model.clone(),
+            String::new(),
+            prompt::user_message(task, goal, &context),
+        ),
     }
 }
 
+/// What a task's future hands back.
+struct Finished {
+    index: usize,
+    outcome: TaskOutcome,
+}
+
+/// Everything a task future borrows from the run.
+struct RunShared<'a> {
+    executor: Executor<'a>,
+    cache: TaskCache,
+    writer: BackgroundWriter,
+    workspace: &'a Workspace,
+    store: bool,
+}
+
+impl RunShared<'_> {
+    /// Reuses a cached output or runs the task, then writes its files; a write failure fails
+    /// the task.
+    async fn run_task(
+        &self,
+        index: usize,
+        job: TaskJob,
+        reusable: bool,
+        key: String,
+        number: usize,
+        total: usize,
+    ) -> Finished {
+        let name = job.record.name.clone();
+        let task_name = TaskName::parse(&name).ok();
+        let output_path = task_name.as_ref().map(|t| self.workspace.task_output(t));
+        if reusable {
+            let cache = self.cache.clone();
+            let lookup_key = key.clone();
+            let entry = tokio::task::spawn_blocking(move || cache.get(&lookup_key))
+                .await
+                .ok()
+                .flatten();
+            if let Some(entry) = entry {
+                let _ = self.executor.events.send(RunEvent::TaskReused {
+                    name: name.clone(),
+                    agent: job.record.agent.clone(),
+                    number,
+                    total,
+                });
+                let mut record = job.record;
+                record.status = TaskStatus::Cached;
+                record.started_unix_ms = Some(ids::now_unix_ms());
+                let mut output = Some(entry.output);
+                if let (Some(path), Some(text)) = (output_path, &output) {
+                    match self
+                        .writer
+                        .write(vec![(path.clone(), text.as_bytes().to_vec())])
+                        .wait()
+                        .await
+                    {
+                        Ok(()) => record.output_file = self.relative(&path),
+                        Err(error) => {
+                            record.status = TaskStatus::Failed;
+                            record.reason = Some(error.to_string());
+                            output = None;
+                        }
+                    }
+                }
+                return Finished {
+                    index,
+                    outcome: TaskOutcome {
+                        record,
+                        output,
+                        budget_stop: None,
+                    },
+                };
+            }
+        }
+        let _ = self.executor.events.send(RunEvent::TaskStarted {
+            name: name.clone(),
+            agent: job.record.agent.clone(),
+            model: job.settings.model.label(),
+            number,
+            total,
+        });
+        let prompt_written = task_name.as_ref().map(|t| {
+            self.writer.write(vec![(
+                self.workspace.task_prompt(t),
+                prompt::render_request(&name, &job.request).into_bytes(),
+            )])
+        });
+        let mut outcome = self.executor.run(job).await;
+        let mut problems: Vec<WriteError> = Vec::new();
+        if let Some(pending) = prompt_written {
+            if let Err(error) = pending.wait().await {
+                problems.push(error);
+            }
+        }
+        match (&outcome.output, &task_name) {
+            (Some(text), Some(task)) => {
+                let mut files = Vec::new();
+                // The durable record first: an output on disk always has its record.
+                if self.store {
+                    let entry = CacheEntry {
+                        key,
+                        task: outcome.record.name.clone(),
+                        provider: outcome.record.provider.clone(),
+                        model: outcome.record.model.clone(),
+                        output: text.clone(),
+                        usage: crate::provider::Usage {
+                            input_tokens: outcome.record.tokens_in,
+                            output_tokens: outcome.record.tokens_out,
+                        },
+                    };
+                    match self.cache.entry_file(&entry) {
+                        Ok(file) => files.push(file),
+                        Err(error) => problems.push(error),
+                    }
+                }
+                let path = self.workspace.task_output(task);
+                files.push((path.clone(), text.as_bytes().to_vec()));
+                match self.writer.write(files).wait().await {
+                    Ok(()) => outcome.record.output_file = self.relative(&path),
+                    Err(error) => problems.push(error),
+                }
+            }
+            (None, Some(task)) if outcome.budget_stop.is_none() => {
+                let log = error_log(&outcome.record);
+                if let Err(error) = self
+                    .writer
+                    .write(vec![(self.workspace.task_error(task), log.into_bytes())])
+                    .wait()
+                    .await
+                {
+                    problems.push(error);
+                }
+            }
+            _ => {}
+        }
+        if !problems.is_empty() {
+            let written: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            outcome.record.status = TaskStatus::Failed;
+            outcome.record.output_file = None;
+            outcome.record.reason = Some(match outcome.record.reason.take() {
+                Some(reason) => format!("{reason}; {}", written.join("; ")),
+                None => written.join("; "),
+            });
+            outcome.output = None;
+            outcome.budget_stop = None;
+        }
+        Finished { index, outcome }
+    }
+
+    fn relative(&self, path: &std::path::Path) -> Option<String> {
+        path.strip_prefix(&self.workspace.root)
+            .ok()
+            .map(|p| p.display().to_string())
+    }
+}
+
+/// A failed task's error log: each attempt's error, in order.
+fn error_log(record: &TaskRecord) -> String {
+    let mut text = format!("# Task `{}` failed\n\n", record.name);
+    if let Some(reason) = &record.reason {
+        text.push_str(&format!("Reason: {reason}\n\n"));
+    }
+    for attempt in &record.attempts {
+        text.push_str(&format!(
+            "attempt {}: {}\n",
+            attempt.number,
+            attempt.error.as_deref().unwrap_or("ok")
+        ));
+    }
+    text
+}
+
 pub async fn execute(
-    loaded: &Loaded,
-    workspace: &Workspace,
-    config: &ExecConfig,
-    providers: &Providers,
-    archived_previous: Option<String>,
+    inputs: &RunInputs<'_>,
     interrupts: &mut mpsc::UnboundedReceiver<Interrupt>,
+    mut additions: Option<&mut mpsc::UnboundedReceiver<NewTask>>,
     report: &mut dyn FnMut(&RunEvent),
 ) -> Manifest {
+    let loaded = inputs.loaded;
+    let settings = inputs.settings;
+    let workspace = inputs.workspace;
     let plan = &loaded.plan;
-    let n = plan.len();
     let (events, mut event_receiver) = mpsc::unbounded_channel();
-    let shared = Shared {
+    let budget = Budget::new(settings.budget.clone());
+    let stop = CancellationToken::new();
+    let limits = RateLimits::default();
+    let temp = workspace.path(crate::workspace::files::TEMP);
+    let shared = RunShared {
+        executor: Executor {
+            budget: &budget,
+            pricing: &settings.pricing,
+            limits: &settings.limits,
+            stop: &stop,
+            events: events.clone(),
+        },
+        cache: TaskCache::new(&workspace.path(crate::workspace::files::CACHE)),
+        writer: BackgroundWriter::start(&temp),
+        workspace,
+        store: settings.reuse != Reuse::Off,
+    };
+    let mut table = TaskTable {
         loaded,
-        config,
-        providers,
-        budget: Budget::new(config.budget.clone()),
-        limits: RateLimits::default(),
-        cache: TaskCache::new(
-            &workspace.path(crate::workspace::files::CACHE),
-            &workspace.path(crate::workspace::files::TEMP),
-        ),
-        draining: AtomicBool::new(false),
-        events,
+        settings: &settings.tasks,
+        added: Vec::new(),
+        by_name: loaded
+            .spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect(),
     };
 
     let started = Instant::now();
     let started_unix_ms = ids::now_unix_ms();
+    let mut records: Vec<TaskRecord> = (0..loaded.spec.tasks.len())
+        .map(|i| new_record(table.spec(i), table.settings(i)))
+        .collect();
     let mut manifest = Manifest {
-        run_id: config.run_id.clone(),
-        goal: config.goal.clone(),
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        run_id: inputs.run_id.clone(),
+        goal: settings.goal.clone(),
         orchestra: crate::workspace::manifest::OrchestraRef {
             id: loaded.spec.id.to_string(),
             name: loaded.spec.name.clone(),
@@ -207,18 +386,32 @@ pub async fn execute(
         duration_ms: 0,
         status: RunStatus::Running,
         stop_reason: None,
-        tasks: plan.order.iter().map(|&i| new_record(loaded, i)).collect(),
+        tasks: Vec::new(),
         totals: Default::default(),
     };
-    // Manifest rows are in plan order; this maps a task index to its row.
-    let row = |index: usize| plan.position[index];
-    write_manifest(workspace, &manifest);
-    let writer = BackgroundWriter::start(&workspace.path(crate::workspace::files::TEMP));
+    let mut scheduler = Scheduler::new(plan);
+    let snapshot = |manifest: &mut Manifest, records: &[TaskRecord], scheduler: &Scheduler| {
+        manifest.tasks = scheduler
+            .order()
+            .iter()
+            .map(|&i| TaskRecord {
+                status: scheduler.state(i),
+                ..records[i].clone()
+            })
+            .collect();
+        manifest.duration_ms = started.elapsed().as_millis() as u64;
+        manifest.recompute_totals();
+    };
+    let mut write_failures: Vec<WriteError> = Vec::new();
+    snapshot(&mut manifest, &records, &scheduler);
+    if let Some(error) = checkpoint(&shared.writer, workspace, &manifest) {
+        write_failures.push(error);
+    }
 
     report(&RunEvent::RunStarted {
-        run_id: config.run_id.clone(),
+        run_id: inputs.run_id.clone(),
         orchestra: loaded.spec.id.to_string(),
-        goal: config.goal.clone(),
+        goal: settings.goal.clone(),
         workspace: workspace.root.clone(),
         strategy: plan.strategy.as_str().to_string(),
         tasks: plan
@@ -227,176 +420,193 @@ pub async fn execute(
             .map(|&i| PlannedTask {
                 name: loaded.spec.tasks[i].name.to_string(),
                 agent: loaded.spec.tasks[i].agent.to_string(),
-                model: loaded.models[i].label(),
+                model: settings.tasks[i].model.label(),
                 depends_on: plan.deps[i]
                     .iter()
                     .map(|&j| loaded.spec.tasks[j].name.to_string())
                     .collect(),
             })
             .collect(),
-        archived_previous,
+        archived_previous: inputs.archived_previous.clone(),
     });
 
-    let rerun = match config.reuse {
+    let rerun = match settings.reuse {
         Reuse::From(task) => plan.downstream(task),
-        _ => vec![false; n],
+        _ => vec![false; plan.len()],
     };
-    let mut scheduler = Scheduler::new(plan);
-    let mut outputs: Vec<Option<Arc<str>>> = vec![None; n];
-    let mut output_hashes: Vec<String> = vec![String::new(); n];
-    let mut running = FuturesUnordered::new();
+    let mut outputs: Vec<Option<Arc<str>>> = vec![None; plan.len()];
+    let mut output_hashes: Vec<String> = vec![String::new(); plan.len()];
+    let mut running: FuturesUnordered<BoxFuture<'_, Finished>> = FuturesUnordered::new();
     let mut started_count = 0usize;
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
     let mut aborted = false;
     let mut last_checkpoint = Instant::now();
     let mut failed_any = false;
+    let mut interrupts_open = true;
+    let limiters = &limits;
+    let rate = loaded.spec.execution.rate_limits;
 
     loop {
         if stop_reason.is_none() {
             while let Some(index) = scheduler.next_ready() {
-                let task = &loaded.spec.tasks[index];
-                let request = build_request(loaded, index, &config.goal, &outputs);
-                let context_hashes: Vec<String> = plan.context[index]
-                    .iter()
-                    .map(|&j| output_hashes[j].clone())
-                    .collect();
+                let task = table.spec(index);
+                let task_settings = table.settings(index).clone();
+                let context = table.context(index).to_vec();
+                let name_of = |j: usize| {
+                    let t = table.spec(j);
+                    (t.name.to_string(), t.agent.to_string())
+                };
+                let request = build_request(
+                    loaded,
+                    task,
+                    &task_settings,
+                    &context,
+                    &name_of,
+                    &settings.goal,
+                    &outputs,
+                );
+                let context_hashes: Vec<String> =
+                    context.iter().map(|&j| output_hashes[j].clone()).collect();
                 let key = task_key(
-                    &loaded.models[index],
+                    &task_settings.model,
                     &request,
                     task.expected_output.as_deref(),
                     &context_hashes,
                 );
                 started_count += 1;
-
-                let reusable = match config.reuse {
+                let reusable = match settings.reuse {
                     Reuse::Resume => true,
-                    Reuse::From(_) => !rerun[index],
+                    Reuse::From(_) => !rerun.get(index).copied().unwrap_or(true),
                     Reuse::Fresh | Reuse::Off => false,
                 };
-                if reusable {
-                    if let Some(entry) = shared.cache.get(&key) {
-                        let mut record = started_record(loaded, index, &key, TaskStatus::Cached);
-                        record.output_file =
-                            write_output(&writer, workspace, loaded, index, &entry.output);
-                        output_hashes[index] = sha256_hex(entry.output.as_bytes());
-                        outputs[index] = Some(Arc::from(entry.output.as_str()));
-                        report(&RunEvent::TaskReused {
-                            name: task.name.to_string(),
-                            agent: task.agent.to_string(),
-                            number: started_count,
-                            total: n,
-                        });
-                        report(&RunEvent::TaskFinished {
-                            record: record.clone(),
-                        });
-                        manifest.tasks[row(index)] = record;
-                        scheduler.finish(index, true);
-                        continue;
-                    }
-                }
-
-                let record = started_record(loaded, index, &key, TaskStatus::Running);
-                manifest.tasks[row(index)] = record.clone();
-                let prompt_file =
-                    prompt::render_file(task.name.as_str(), &request.system, &request.user);
-                writer.write(workspace.task_prompt(&task.name), prompt_file.into_bytes());
-                report(&RunEvent::TaskStarted {
-                    name: task.name.to_string(),
-                    agent: task.agent.to_string(),
-                    model: loaded.models[index].label(),
-                    number: started_count,
-                    total: n,
-                });
-                running.push(run_task(&shared, index, request, record));
+                let record = TaskRecord {
+                    status: TaskStatus::Running,
+                    cache_key: Some(key.clone()),
+                    started_unix_ms: Some(ids::now_unix_ms()),
+                    ..records[index].clone()
+                };
+                records[index] = record.clone();
+                let model = &task_settings.model;
+                let job = TaskJob {
+                    provider: (inputs.provider_for)(&model.endpoint),
+                    limiter: limiters.limiter(
+                        &model.endpoint,
+                        model.rpm.or(rate.rpm),
+                        model.tpm.or(rate.tpm),
+                    ),
+                    request,
+                    settings: task_settings,
+                    record,
+                };
+                let total = scheduler.len();
+                running.push(Box::pin(shared.run_task(
+                    index,
+                    job,
+                    reusable,
+                    key,
+                    started_count,
+                    total,
+                )));
             }
         }
-        if running.is_empty() {
+        let accepting = additions.is_some() && stop_reason.is_none();
+        if running.is_empty() && !accepting {
             break;
         }
         tokio::select! {
             biased;
-            interrupt = interrupts.recv() => {
+            interrupt = interrupts.recv(), if interrupts_open => {
                 match interrupt {
                     Some(Interrupt::Abort) => {
                         interrupted = true;
                         aborted = true;
-                        stop_reason.get_or_insert_with(|| "interrupted (Ctrl-C twice): running tasks were aborted".into());
+                        stop.cancel();
+                        stop_reason.get_or_insert_with(|| "interrupted twice: running tasks were aborted".into());
                         report(&RunEvent::Stopping { reason: "interrupted again: aborting running tasks".into() });
                         break;
                     }
                     Some(Interrupt::Drain) => {
                         interrupted = true;
-                        shared.draining.store(true, Ordering::SeqCst);
-                        stop_reason.get_or_insert_with(|| "interrupted (Ctrl-C): no new task was started".into());
-                        report(&RunEvent::Stopping { reason: "interrupted: waiting for running tasks to end (Ctrl-C again to abort)".into() });
+                        stop.cancel();
+                        stop_reason.get_or_insert_with(|| "interrupted: no new task was started".into());
+                        report(&RunEvent::Stopping { reason: "interrupted: waiting for running tasks to end (interrupt again to abort)".into() });
                     }
-                    None => {}
+                    // Nobody can interrupt any more.
+                    None => interrupts_open = false,
                 }
             }
             Some(event) = event_receiver.recv() => report(&event),
-            Some(outcome) = running.next() => {
+            addition = async {
+                match additions.as_mut() {
+                    Some(receiver) => receiver.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if accepting => {
+                match addition {
+                    Some(new) => {
+                        let result = add_task(&mut table, &mut scheduler, new.spec, new.settings);
+                        if let Ok(index) = result {
+                            records.push(new_record(table.spec(index), table.settings(index)));
+                            outputs.push(None);
+                            output_hashes.push(String::new());
+                            if scheduler.state(index) == TaskStatus::Skipped {
+                                records[index].reason = Some("depends on a task that did not finish".into());
+                            }
+                        }
+                        let _ = new.reply.send(result);
+                    }
+                    // The sender is gone: no more tasks will come.
+                    None => additions = None,
+                }
+            }
+            Some(finished) = running.next() => {
                 // Deliver what the task said before it ended (tokens, failed attempts).
                 while let Ok(event) = event_receiver.try_recv() {
                     report(&event);
                 }
-                let TaskOutcome { index, mut record, output, budget_stop } = outcome;
+                let Finished { index, outcome } = finished;
+                let TaskOutcome { mut record, output, budget_stop } = outcome;
+                let status = record.status;
+                let name = record.name.clone();
                 match output {
                     Some(output) => {
-                        record.output_file = write_output(&writer, workspace, loaded, index, &output);
-                        if config.reuse != Reuse::Off {
-                            if let Some(key) = &record.cache_key {
-                                let _ = shared.cache.put(&CacheEntry {
-                                    key: key.clone(),
-                                    task: record.name.clone(),
-                                    provider: record.provider.clone(),
-                                    model: record.model.clone(),
-                                    output: output.clone(),
-                                    usage: crate::provider::Usage { input_tokens: record.tokens_in, output_tokens: record.tokens_out },
-                                });
-                            }
-                        }
                         output_hashes[index] = sha256_hex(output.as_bytes());
                         outputs[index] = Some(Arc::from(output));
+                        scheduler.finish(index, status);
                         report(&RunEvent::TaskFinished { record: record.clone() });
-                        manifest.tasks[row(index)] = record;
-                        scheduler.finish(index, true);
+                        records[index] = record;
                     }
                     None => {
-                        let name = record.name.clone();
                         if let Some(reason) = budget_stop {
                             stop_reason.get_or_insert(reason.clone());
-                            shared.draining.store(true, Ordering::SeqCst);
+                            stop.cancel();
                             report(&RunEvent::Stopping { reason: reason.clone() });
                             report(&RunEvent::TaskSkipped { name: name.clone(), reason: reason.clone() });
+                            record.status = TaskStatus::Skipped;
                         } else {
                             failed_any = true;
-                            let error_text = record
-                                .attempts
-                                .iter()
-                                .map(|a| format!("attempt {}: {}\n", a.number, a.error.as_deref().unwrap_or("ok")))
-                                .collect::<String>();
-                            writer.write(workspace.task_error(&loaded.spec.tasks[index].name), error_text.into_bytes());
                             report(&RunEvent::TaskFinished { record: record.clone() });
                         }
-                        manifest.tasks[row(index)] = record;
-                        for skipped in scheduler.finish(index, false) {
+                        let skipped = scheduler.finish(index, record.status);
+                        records[index] = record;
+                        for skipped in skipped {
                             let reason = format!("depends on `{name}`, which did not finish");
-                            let skipped_record = &mut manifest.tasks[row(skipped)];
-                            skipped_record.status = TaskStatus::Skipped;
-                            skipped_record.reason = Some(reason.clone());
-                            report(&RunEvent::TaskSkipped { name: skipped_record.name.clone(), reason });
+                            records[skipped].reason = Some(reason.clone());
+                            report(&RunEvent::TaskSkipped { name: records[skipped].name.clone(), reason });
                         }
-                        if !config.keep_going && stop_reason.is_none() {
+                        if !settings.keep_going && stop_reason.is_none() {
                             stop_reason = Some(format!("task `{name}` failed; no new task was started (use --keep-going to run independent tasks)"));
-                            shared.draining.store(true, Ordering::SeqCst);
+                            stop.cancel();
                         }
                     }
                 }
-                if last_checkpoint.elapsed() >= config.checkpoint_interval {
+                if last_checkpoint.elapsed() >= settings.checkpoint_interval {
                     last_checkpoint = Instant::now();
-                    manifest.duration_ms = started.elapsed().as_millis() as u64;
-                    write_manifest(workspace, &manifest);
+                    snapshot(&mut manifest, &records, &scheduler);
+                    if let Some(error) = checkpoint(&shared.writer, workspace, &manifest) {
+                        write_failures.push(error);
+                    }
                 }
             }
         }
@@ -407,112 +617,208 @@ pub async fn execute(
     }
 
     // Tasks cut off by an abort, and tasks that never started.
-    for index in 0..n {
-        let record = &mut manifest.tasks[row(index)];
-        if aborted
-            && scheduler.state(index) == SlotState::Running
-            && record.status == TaskStatus::Running
-        {
-            record.status = TaskStatus::Failed;
-            record.reason = Some("aborted by a second Ctrl-C".into());
+    if aborted {
+        for index in scheduler.abort_running() {
+            let record = &mut records[index];
+            record.reason = Some("aborted by a second interrupt".into());
             if let Some(started) = record.started_unix_ms {
                 record.duration_ms = ids::now_unix_ms().saturating_sub(started);
             }
         }
     }
-    for index in scheduler.not_started() {
-        let record = &mut manifest.tasks[row(index)];
-        if record.status == TaskStatus::Pending {
-            record.status = TaskStatus::Skipped;
-            let reason = format!(
-                "not started: {}",
-                stop_reason.as_deref().unwrap_or("the run stopped")
-            );
-            record.reason = Some(reason.clone());
-            report(&RunEvent::TaskSkipped {
-                name: record.name.clone(),
-                reason,
-            });
-        }
+    for index in scheduler.close_pending() {
+        let reason = format!(
+            "not started: {}",
+            stop_reason.as_deref().unwrap_or("the run stopped")
+        );
+        records[index].reason = Some(reason.clone());
+        report(&RunEvent::TaskSkipped {
+            name: records[index].name.clone(),
+            reason,
+        });
     }
+
+    // Every task file is on disk before the results that summarise them.
+    let RunShared { writer, .. } = shared;
+    write_failures.extend(writer.finish());
+    snapshot(&mut manifest, &records, &scheduler);
+    let sinks: Vec<usize> = sinks(&scheduler, &table);
+    let results = {
+        let manifest = manifest.clone();
+        let names: Vec<(String, String)> = (0..scheduler.len())
+            .map(|i| {
+                let t = table.spec(i);
+                (t.name.to_string(), t.agent.to_string())
+            })
+            .collect();
+        let outputs = outputs.clone();
+        let workspace = workspace.clone();
+        tokio::task::spawn_blocking(move || {
+            write_results(&workspace, &manifest, &names, &sinks, &outputs)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            vec![WriteError {
+                path: workspace_path(inputs.workspace, SHARED_DATA),
+                source: std::io::Error::other(e.to_string()),
+            }]
+        })
+    };
+    write_failures.extend(results);
 
     manifest.status = if interrupted {
         RunStatus::Interrupted
-    } else if failed_any || stop_reason.is_some() {
+    } else if failed_any || stop_reason.is_some() || !write_failures.is_empty() {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
     };
+    if !write_failures.is_empty() {
+        let text: Vec<String> = write_failures.iter().map(ToString::to_string).collect();
+        let reason = format!("the run's files could not be written: {}", text.join("; "));
+        stop_reason = Some(match stop_reason {
+            Some(earlier) => format!("{earlier}; {reason}"),
+            None => reason,
+        });
+    }
     if manifest.status != RunStatus::Succeeded {
         manifest.stop_reason = stop_reason.or_else(|| Some("one or more tasks failed".into()));
     }
-    let ended = ids::now_unix_ms();
-    manifest.ended_at = Some(ids::rfc3339(ended));
+    manifest.ended_at = Some(ids::rfc3339(ids::now_unix_ms()));
     manifest.duration_ms = started.elapsed().as_millis() as u64;
-    manifest.recompute_totals();
-    // Every task file is on disk before the results that summarise them.
-    writer.finish();
-    write_results(workspace, loaded, &manifest, &outputs);
-    write_manifest(workspace, &manifest);
     manifest
 }
 
-fn write_manifest(workspace: &Workspace, manifest: &Manifest) {
-    if let Ok(bytes) = serde_json::to_vec_pretty(manifest) {
-        let _ = workspace.write(&workspace.path(crate::workspace::files::MANIFEST), &bytes);
+fn workspace_path(workspace: &Workspace, relative: &str) -> std::path::PathBuf {
+    workspace.path(relative)
+}
+
+/// Adds a task while running, keeping names unique and references known.
+fn add_task(
+    table: &mut TaskTable<'_>,
+    scheduler: &mut Scheduler,
+    spec: TaskSpec,
+    settings: TaskSettings,
+) -> Result<usize, String> {
+    if table.by_name.contains_key(&spec.name) {
+        return Err(format!("a task named `{}` already exists", spec.name));
+    }
+    if !table.loaded.agents.contains_key(&spec.agent) {
+        return Err(format!(
+            "task `{}` names agent `{}`, which is not an agent of this orchestra",
+            spec.name, spec.agent
+        ));
+    }
+    let mut context = Vec::new();
+    for reference in spec
+        .context
+        .iter()
+        .chain(spec.dependencies.iter().map(|d| &d.task))
+    {
+        let Some(&j) = TaskName::parse(&reference.name)
+            .ok()
+            .and_then(|n| table.by_name.get(&n))
+        else {
+            return Err(format!(
+                "task `{}` depends on unknown task `{}`",
+                spec.name, reference.name
+            ));
+        };
+        if !context.contains(&j) {
+            context.push(j);
+        }
+    }
+    let index = scheduler
+        .add_task(&context, spec.priority)
+        .map_err(|e| e.to_string())?;
+    table.by_name.insert(spec.name.clone(), index);
+    table.added.push((spec, settings, context));
+    Ok(index)
+}
+
+/// Tasks no other task depends on, in start order.
+fn sinks(scheduler: &Scheduler, table: &TaskTable<'_>) -> Vec<usize> {
+    let mut has_dependent = vec![false; scheduler.len()];
+    for i in 0..scheduler.len() {
+        for &j in table.context(i) {
+            has_dependent[j] = true;
+        }
+        if i < table.loaded.spec.tasks.len() {
+            for &j in &table.loaded.plan.deps[i] {
+                has_dependent[j] = true;
+            }
+        }
+    }
+    scheduler
+        .order()
+        .iter()
+        .copied()
+        .filter(|&i| !has_dependent[i])
+        .collect()
+}
+
+/// Queues `run.json`; a failure to queue is returned (a failure to write comes from `finish`).
+fn checkpoint(
+    writer: &BackgroundWriter,
+    workspace: &Workspace,
+    manifest: &Manifest,
+) -> Option<WriteError> {
+    let path = workspace.path(crate::workspace::files::MANIFEST);
+    match serde_json::to_vec_pretty(manifest) {
+        Ok(bytes) => writer.write_detached(path, bytes),
+        Err(e) => Some(WriteError {
+            path,
+            source: std::io::Error::other(e),
+        }),
     }
 }
 
-/// Queues a task's output file; returns its path inside the workspace.
-fn write_output(
-    writer: &BackgroundWriter,
-    workspace: &Workspace,
-    loaded: &Loaded,
-    index: usize,
-    output: &str,
-) -> Option<String> {
-    let path = workspace.task_output(&loaded.spec.tasks[index].name);
-    writer.write(path.clone(), output.as_bytes().to_vec());
-    path.strip_prefix(&workspace.root)
-        .ok()
-        .map(|p| p.display().to_string())
-}
-
-/// `intermediate/shared_data.json` and `final_results/orchestra_output.txt`.
+/// `intermediate/shared_data.json` and `final_results/orchestra_output.txt`; returns the
+/// writes that failed.
 fn write_results(
     workspace: &Workspace,
-    loaded: &Loaded,
     manifest: &Manifest,
+    names: &[(String, String)],
+    sinks: &[usize],
     outputs: &[Option<Arc<str>>],
-) {
+) -> Vec<WriteError> {
+    let mut failures = Vec::new();
     let mut shared = serde_json::Map::new();
-    // Manifest rows are in plan order.
-    for (record, &index) in manifest.tasks.iter().zip(&loaded.plan.order) {
-        if let Some(output) = &outputs[index] {
-            shared.insert(
-                record.name.clone(),
-                serde_json::json!({
-                    "agent": record.agent,
-                    "status": record.status.as_str(),
-                    "provider": record.provider,
-                    "model": record.model,
-                    "tokens_in": record.tokens_in,
-                    "tokens_out": record.tokens_out,
-                    "duration_ms": record.duration_ms,
-                    "output": &**output,
-                }),
-            );
-        }
+    let by_name: HashMap<&str, &TaskRecord> = manifest
+        .tasks
+        .iter()
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    for (index, (name, _)) in names.iter().enumerate() {
+        let (Some(output), Some(record)) = (&outputs[index], by_name.get(name.as_str())) else {
+            continue;
+        };
+        shared.insert(
+            name.clone(),
+            serde_json::json!({
+                "agent": record.agent,
+                "status": record.status.as_str(),
+                "provider": record.provider,
+                "model": record.model,
+                "tokens_in": record.tokens_in,
+                "tokens_out": record.tokens_out,
+                "duration_ms": record.duration_ms,
+                "output": &**output,
+            }),
+        );
     }
     let document = serde_json::json!({
         "run_id": manifest.run_id,
         "goal": manifest.goal,
         "tasks": shared,
     });
-    if let Ok(bytes) = serde_json::to_vec_pretty(&document) {
-        let _ = workspace.write(&workspace.path(SHARED_DATA), &bytes);
+    let path = workspace.path(SHARED_DATA);
+    let written = serde_json::to_vec_pretty(&document)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| workspace.write(&path, &bytes));
+    if let Err(source) = written {
+        failures.push(WriteError { path, source });
     }
-    let sinks = loaded.plan.sinks();
     let finished: Vec<usize> = sinks
         .iter()
         .copied()
@@ -525,187 +831,20 @@ fn write_results(
             several
                 .iter()
                 .filter_map(|&i| {
-                    let task = &loaded.spec.tasks[i];
+                    let (name, agent) = &names[i];
                     outputs[i]
                         .as_deref()
-                        .map(|o| format!("## {} ({})\n\n{}\n", task.name, task.agent, o.trim_end()))
+                        .map(|o| format!("## {name} ({agent})\n\n{}\n", o.trim_end()))
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
         ),
     };
     if let Some(text) = text {
-        let _ = workspace.write(&workspace.path(FINAL_OUTPUT), text.as_bytes());
-    }
-}
-
-async fn run_task(
-    shared: &Shared<'_>,
-    index: usize,
-    request: ChatRequest,
-    mut record: TaskRecord,
-) -> TaskOutcome {
-    let loaded = shared.loaded;
-    let config = shared.config;
-    let task = &loaded.spec.tasks[index];
-    let choice: &ModelChoice = &loaded.models[index];
-    let attempts = attempts_for(loaded, index);
-    let timeout = Duration::from_secs(effective_timeout_seconds(
-        loaded,
-        config.default_timeout_seconds,
-        index,
-    ));
-    let mut backoff = Backoff::new(loaded.spec.execution.retry_strategy, config.retry_base);
-    let rate = &loaded.spec.execution.rate_limits;
-    let limiter = shared.limits.limiter(
-        &choice.endpoint,
-        choice.rpm.or(rate.rpm),
-        choice.tpm.or(rate.tpm),
-    );
-    let key = record.cache_key.clone().unwrap_or_default();
-    let started = Instant::now();
-    let estimated_input = estimate_tokens(&request.system) + estimate_tokens(&request.user);
-    let name = task.name.to_string();
-    let events = shared.events.clone();
-    let token_name = name.clone();
-    let sink = move |text: &str| {
-        let _ = events.send(RunEvent::Token {
-            name: token_name.clone(),
-            text: text.to_string(),
-        });
-    };
-
-    let finish = |mut record: TaskRecord, output: Option<String>, budget_stop: Option<String>| {
-        record.duration_ms = started.elapsed().as_millis() as u64;
-        record.status = if output.is_some() {
-            TaskStatus::Succeeded
-        } else if budget_stop.is_some() {
-            TaskStatus::Skipped
-        } else {
-            TaskStatus::Failed
-        };
-        TaskOutcome {
-            index,
-            record,
-            output,
-            budget_stop,
-        }
-    };
-
-    for attempt in 1..=attempts {
-        let estimated_cost = config.pricing.cost(
-            choice,
-            crate::provider::Usage {
-                input_tokens: estimated_input,
-                output_tokens: 0,
-            },
-        );
-        if let Err(reason) = shared
-            .budget
-            .try_start_call(estimated_input, estimated_cost)
-        {
-            record.reason = Some(reason.clone());
-            return finish(record, None, Some(reason));
-        }
-        let attempt_started_unix = ids::now_unix_ms();
-        let attempt_started = Instant::now();
-        let rate_wait = if config.replay.is_some() {
-            Duration::ZERO
-        } else {
-            limiter.acquire(estimated_input).await
-        };
-        let call_started = Instant::now();
-        let call = async {
-            if let Some(replayer) = &config.replay {
-                return replayer.answer(&key, &name, &request);
-            }
-            shared
-                .providers
-                .complete(&choice.endpoint, &request, &sink)
-                .await
-        };
-        let remaining = timeout.saturating_sub(rate_wait);
-        let result = match tokio::time::timeout(remaining, call).await {
-            Ok(result) => result,
-            Err(_) => Err(ProviderError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "timed out after {}s (the call was cancelled)",
-                    timeout.as_secs()
-                ),
-            )),
-        };
-        let provider_ms = call_started.elapsed().as_millis() as u64;
-        let mut attempt_record = AttemptRecord {
-            number: attempt,
-            started_unix_ms: attempt_started_unix,
-            duration_ms: attempt_started.elapsed().as_millis() as u64,
-            provider_ms,
-            rate_wait_ms: rate_wait.as_millis() as u64,
-            ..AttemptRecord::default()
-        };
-        match result {
-            Ok(response) => {
-                limiter.observe(&response.rate);
-                limiter.settle_tokens(estimated_input, response.usage.total());
-                let cost = config.pricing.cost(choice, response.usage);
-                shared.budget.record(response.usage, cost);
-                attempt_record.ok = true;
-                attempt_record.tokens_in = response.usage.input_tokens;
-                attempt_record.tokens_out = response.usage.output_tokens;
-                record.attempts.push(attempt_record);
-                record.tokens_in += response.usage.input_tokens;
-                record.tokens_out += response.usage.output_tokens;
-                record.cost_usd += cost;
-                if let Some(recorder) = &config.record {
-                    let _ = recorder.append(&Recording {
-                        key: key.clone(),
-                        task: name.clone(),
-                        provider: choice.endpoint.provider.clone(),
-                        request: request.clone(),
-                        response: response.clone(),
-                    });
-                }
-                return finish(record, Some(response.text), None);
-            }
-            Err(error) => {
-                if error.kind == ErrorKind::Status(429) {
-                    // Without a Retry-After, pause the endpoint for one base delay.
-                    limiter.back_off(error.retry_after.unwrap_or(config.retry_base));
-                }
-                limiter.observe(&error.rate);
-                attempt_record.error = Some(error.to_string());
-                if let ErrorKind::Status(code) = error.kind {
-                    attempt_record.http_status = Some(code);
-                }
-                let more = attempt < attempts
-                    && error.is_retryable()
-                    && !shared.draining.load(Ordering::SeqCst);
-                let delay = more.then(|| backoff.next_delay(error.retry_after));
-                attempt_record.retry_in_ms = delay.map(|d| d.as_millis() as u64);
-                record.attempts.push(attempt_record);
-                let _ = shared.events.send(RunEvent::AttemptFailed {
-                    name: name.clone(),
-                    attempt,
-                    attempts,
-                    error: error.to_string(),
-                    retry_in: delay,
-                });
-                match delay {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => {
-                        let why = if !error.is_retryable() || attempt == attempts {
-                            error.to_string()
-                        } else {
-                            format!("{error} (not retried: the run is stopping)")
-                        };
-                        record.reason = Some(why);
-                        return finish(record, None, None);
-                    }
-                }
-            }
+        let path = workspace.path(FINAL_OUTPUT);
+        if let Err(source) = workspace.write(&path, text.as_bytes()) {
+            failures.push(WriteError { path, source });
         }
     }
-    record.reason = Some("no attempts were made".into());
-    finish(record, None, None)
+    failures
 }

@@ -51,6 +51,8 @@ pub enum RunEvent {
         error: String,
         #[serde(with = "optional_millis")]
         retry_in: Option<Duration>,
+        /// Whether the error was worth another try at all.
+        retryable: bool,
     },
     TaskFinished {
         record: TaskRecord,

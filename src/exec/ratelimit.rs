@@ -91,6 +91,7 @@ impl Limiter {
     /// Pauses every request to this endpoint for `pause`.
     pub fn back_off(&self, pause: Duration) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let pause = pause.min(crate::provider::headers::MAX_SERVER_WAIT);
         let until = Instant::now() + pause;
         if until > state.next_request {
             state.next_request = until;
@@ -98,12 +99,24 @@ impl Limiter {
     }
 
     /// Reads `x-ratelimit-remaining-*`: when nothing remains, wait for the reset.
+    /// A reset time is untrusted: it is capped at `MAX_SERVER_WAIT`.
     pub fn observe(&self, hints: &RateHints) {
+        let cap = crate::provider::headers::MAX_SERVER_WAIT;
         if hints.remaining_requests == Some(0) {
-            self.back_off(hints.reset_requests.unwrap_or(Duration::from_secs(1)));
+            self.back_off(
+                hints
+                    .reset_requests
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(cap),
+            );
         }
         if hints.remaining_tokens == Some(0) {
-            self.back_off(hints.reset_tokens.unwrap_or(Duration::from_secs(1)));
+            self.back_off(
+                hints
+                    .reset_tokens
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(cap),
+            );
         }
     }
 }

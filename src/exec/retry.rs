@@ -1,18 +1,10 @@
 //! How long to wait before the next attempt: exponential backoff with jitter (backon's
-//! schedule), linear or fixed delays, and never less than the provider's `Retry-After`.
+//! schedule), linear or fixed delays, and never less than the provider's `Retry-After`. The
+//! base delay comes from `settings::CallLimits`.
 
 use crate::spec::RetryStrategy;
 use backon::BackoffBuilder;
 use std::time::Duration;
-
-/// The first retry waits about this long; `SUPER_RETRY_BASE_MS` changes it (tests use it).
-pub fn base_delay() -> Duration {
-    std::env::var("SUPER_RETRY_BASE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(1))
-}
 
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -40,7 +32,8 @@ impl Backoff {
         }
     }
 
-    /// The wait before the next attempt, honouring a `Retry-After` when one was given.
+    /// The wait before the next attempt, honouring a `Retry-After` when one was given (the
+    /// executor has checked that it fits the run's limits).
     pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
         self.retries_done += 1;
         let own = match self.strategy {
@@ -50,7 +43,7 @@ impl Backoff {
         };
         match retry_after {
             // The server said when; waiting longer than it asked wastes time, shorter gets refused.
-            Some(after) => after.min(Duration::from_secs(3600)),
+            Some(after) => after.min(crate::provider::headers::MAX_SERVER_WAIT),
             None => own.min(MAX_DELAY),
         }
     }

@@ -1,436 +1,335 @@
-//! The HTTP adapters: OpenAI chat completions (and every compatible server), Ollama's native
-//! `/api/chat`, and Anthropic's Messages API. Each streams (SSE or NDJSON) so tokens reach the
-//! reporter as they arrive. One reqwest client is shared by the whole run. Never touches the
-//! workspace and never logs a key.
+//! The HTTP transport the adapters share: one reqwest client per run, a POST with the
+//! endpoint's credentials, error statuses turned into `ProviderError`s (with the server's own
+//! message, `Retry-After` and rate hints), and the reply body read as SSE events or NDJSON lines
+//! under a size cap, handed to the adapter's decoder. Never touches the workspace and never
+//! logs a key.
 
-use super::endpoint::{Endpoint, Protocol};
-use super::types::{
-    ChatRequest, ChatResponse, ErrorKind, ProviderError, RateHints, TokenSink, Usage,
-};
+use super::headers;
+use super::types::{ErrorKind, ProviderError, RateHints, TokenSink};
 use futures::StreamExt;
-use serde_json::{json, Value};
 use std::time::Duration;
 
-const ANTHROPIC_VERSION: &str = "2023-06-01";
-/// Anthropic requires `max_tokens`; this is used when the playbook sets none.
-const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 4096;
+/// Error bodies are read up to this size for their message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How much of a body an error message quotes.
+const HEAD_BYTES: usize = 120;
+/// The default cap on one reply's body (`SUPER_MAX_REPLY_BYTES` changes it).
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Clone)]
-pub struct HttpClient {
-    client: reqwest::Client,
+/// How an adapter's protocol frames its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events: `data:` lines (possibly several per event), blank line ends an event.
+    Sse,
+    /// One JSON object a line.
+    Ndjson,
 }
 
-impl HttpClient {
-    pub fn new() -> Result<HttpClient, String> {
+/// An adapter's reading of its protocol's events.
+pub trait Decoder: Send {
+    /// One event's data (an SSE event's joined `data:` lines, or one NDJSON line).
+    fn event(&mut self, data: &str, on_token: TokenSink<'_>) -> Result<(), ProviderError>;
+    /// A whole JSON body, from a server that ignored `stream: true`.
+    fn whole(&mut self, body: &[u8], on_token: TokenSink<'_>) -> Result<(), ProviderError>;
+    /// Whether the protocol's end of message was seen.
+    fn complete(&self) -> bool;
+}
+
+/// What the transport saw of a body, for error messages.
+#[derive(Debug, Default)]
+pub struct BodyInfo {
+    pub bytes: usize,
+    pub content_type: String,
+    /// The first bytes of the body, escaped, for "what arrived" messages.
+    pub head: String,
+    pub events: usize,
+}
+
+impl BodyInfo {
+    /// "HTTP 200, content-type text/html, 1234 bytes starting `<html>…`".
+    pub fn describe(&self) -> String {
+        if self.bytes == 0 {
+            return format!(
+                "an empty body (content-type `{}`)",
+                if self.content_type.is_empty() {
+                    "none"
+                } else {
+                    &self.content_type
+                }
+            );
+        }
+        format!(
+            "{} bytes of content-type `{}` starting `{}`",
+            self.bytes,
+            if self.content_type.is_empty() {
+                "none"
+            } else {
+                &self.content_type
+            },
+            self.head
+        )
+    }
+}
+
+/// The credential header of an endpoint.
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Header(&'static str, &'a str),
+}
+
+#[derive(Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    max_reply_bytes: usize,
+}
+
+/// The first `limit` bytes as text with control characters escaped.
+pub fn escaped_head(bytes: &[u8], limit: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]);
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if bytes.len() > limit {
+        out.push('…');
+    }
+    out
+}
+
+impl HttpTransport {
+    pub fn new(max_reply_bytes: usize) -> Result<HttpTransport, String> {
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("super/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("failed to build the HTTP client: {e}"))?;
-        Ok(HttpClient { client })
+        Ok(HttpTransport {
+            client,
+            max_reply_bytes,
+        })
     }
 
-    pub async fn complete(
+    /// POSTs a JSON body; a non-2xx status becomes an error carrying the server's message.
+    pub async fn post(
         &self,
-        endpoint: &Endpoint,
-        request: &ChatRequest,
-        on_token: TokenSink<'_>,
-    ) -> Result<ChatResponse, ProviderError> {
-        let (url, body) = match endpoint.protocol {
-            Protocol::OpenAi => (
-                format!("{}/chat/completions", endpoint.base_url),
-                openai_body(request),
-            ),
-            Protocol::Ollama => (
-                format!("{}/api/chat", endpoint.base_url),
-                ollama_body(request),
-            ),
-            Protocol::Anthropic => {
-                let base = endpoint.base_url.trim_end_matches("/v1");
-                (format!("{base}/v1/messages"), anthropic_body(request))
-            }
-            Protocol::Local => {
-                return Err(ProviderError::new(
-                    ErrorKind::Local,
-                    "the local model is not an HTTP provider",
-                ))
-            }
+        url: &str,
+        auth: Auth<'_>,
+        extra_headers: &[(&'static str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(reqwest::Response, RateHints), ProviderError> {
+        let mut builder = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        builder = match auth {
+            Auth::None => builder,
+            Auth::Bearer(key) => builder.bearer_auth(key),
+            Auth::Header(name, key) => builder.header(name, key),
         };
-        let mut builder = self.client.post(&url).json(&body);
-        if let Some(key) = &endpoint.api_key {
-            builder = match endpoint.protocol {
-                Protocol::Anthropic => builder.header("x-api-key", key.expose()),
-                _ => builder.bearer_auth(key.expose()),
-            };
+        for (name, value) in extra_headers {
+            builder = builder.header(*name, *value);
         }
-        if endpoint.protocol == Protocol::Anthropic {
-            builder = builder.header("anthropic-version", ANTHROPIC_VERSION);
-        }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, &url))?;
+        let response = builder.send().await.map_err(|e| transport_error(&e, url))?;
         let status = response.status();
-        let rate = rate_hints(response.headers());
+        let rate = headers::rate_hints(response.headers());
         if !status.is_success() {
-            let retry_after = retry_after(response.headers());
+            let retry_after = headers::retry_after(response.headers());
             let text = read_limited(response).await;
             let mut error = ProviderError::new(
                 ErrorKind::Status(status.as_u16()),
                 provider_message(&text, status.canonical_reason()),
-            );
-            error.retry_after = retry_after;
+            )
+            .with_retry_after(retry_after);
             error.rate = rate;
             return Err(error);
         }
-        let is_json = response
+        Ok((response, rate))
+    }
+
+    /// Reads the body through `decoder`: as one JSON document when the server answered
+    /// `application/json` to a streaming request, else framed as SSE or NDJSON.
+    pub async fn read(
+        &self,
+        response: reqwest::Response,
+        framing: Framing,
+        decoder: &mut dyn Decoder,
+        on_token: TokenSink<'_>,
+    ) -> Result<BodyInfo, ProviderError> {
+        let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.starts_with("application/json"))
-            .unwrap_or(false);
-        let mut parser = StreamParser::new(endpoint.protocol);
-        if is_json && endpoint.protocol != Protocol::Ollama {
-            // A server that ignored `stream: true` and sent one JSON body.
-            let bytes = response.bytes().await.map_err(|e| body_error(&e))?;
-            parser.whole_body(&bytes, on_token)?;
-        } else {
-            let mut stream = response.bytes_stream();
-            let mut pending: Vec<u8> = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| body_error(&e))?;
-                pending.extend_from_slice(&chunk);
-                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=end).collect();
-                    parser.line(&line, on_token)?;
-                }
-            }
-            if !pending.is_empty() {
-                let line = std::mem::take(&mut pending);
-                parser.line(&line, on_token)?;
-            }
-        }
-        let mut response = parser.finish(request)?;
-        response.rate = rate;
-        Ok(response)
-    }
-}
-
-fn openai_body(request: &ChatRequest) -> Value {
-    let mut body = json!({
-        "model": request.model,
-        "messages": [
-            {"role": "system", "content": request.system},
-            {"role": "user", "content": request.user},
-        ],
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    if let Some(t) = request.temperature {
-        body["temperature"] = json!(t);
-    }
-    if let Some(m) = request.max_tokens {
-        body["max_tokens"] = json!(m);
-    }
-    if let Some(p) = request.top_p {
-        body["top_p"] = json!(p);
-    }
-    if let Some(s) = request.seed {
-        body["seed"] = json!(s);
-    }
-    body
-}
-
-fn ollama_body(request: &ChatRequest) -> Value {
-    let mut options = serde_json::Map::new();
-    if let Some(t) = request.temperature {
-        options.insert("temperature".into(), json!(t));
-    }
-    if let Some(m) = request.max_tokens {
-        options.insert("num_predict".into(), json!(m));
-    }
-    if let Some(p) = request.top_p {
-        options.insert("top_p".into(), json!(p));
-    }
-    if let Some(s) = request.seed {
-        options.insert("seed".into(), json!(s));
-    }
-    json!({
-        "model": request.model,
-        "messages": [
-            {"role": "system", "content": request.system},
-            {"role": "user", "content": request.user},
-        ],
-        "stream": true,
-        "options": options,
-    })
-}
-
-fn anthropic_body(request: &ChatRequest) -> Value {
-    let mut body = json!({
-        "model": request.model,
-        "system": request.system,
-        "messages": [{"role": "user", "content": request.user}],
-        "max_tokens": request.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
-        "stream": true,
-    });
-    if let Some(t) = request.temperature {
-        body["temperature"] = json!(t.min(1.0));
-    }
-    if let Some(p) = request.top_p {
-        body["top_p"] = json!(p);
-    }
-    body
-}
-
-/// Turns streamed lines of any of the three protocols into one response.
-struct StreamParser {
-    protocol: Protocol,
-    text: String,
-    usage: Option<Usage>,
-    input_tokens: Option<u64>,
-    finish_reason: Option<String>,
-    done: bool,
-    saw_data: bool,
-}
-
-impl StreamParser {
-    fn new(protocol: Protocol) -> StreamParser {
-        StreamParser {
-            protocol,
-            text: String::new(),
-            usage: None,
-            input_tokens: None,
-            finish_reason: None,
-            done: false,
-            saw_data: false,
-        }
-    }
-
-    fn line(&mut self, raw: &[u8], on_token: TokenSink<'_>) -> Result<(), ProviderError> {
-        let line = String::from_utf8_lossy(raw);
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.is_empty() || line.starts_with(':') {
-            return Ok(());
-        }
-        let payload = match self.protocol {
-            Protocol::Ollama => line,
-            _ => match line.strip_prefix("data:") {
-                Some(rest) => rest.trim_start(),
-                // `event:`, `id:` and `retry:` lines carry nothing we need: the data says its type.
-                None => return Ok(()),
-            },
+            .unwrap_or_default()
+            .to_string();
+        let mut info = BodyInfo {
+            content_type: content_type.clone(),
+            ..BodyInfo::default()
         };
-        if payload == "[DONE]" {
-            self.done = true;
-            return Ok(());
+        let whole_json = content_type.starts_with("application/json") && framing == Framing::Sse;
+        let mut stream = response.bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut event = String::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut head: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| body_error(&e))?;
+            if head.len() < HEAD_BYTES {
+                head.extend_from_slice(&chunk[..chunk.len().min(HEAD_BYTES - head.len())]);
+                info.head = escaped_head(&head, HEAD_BYTES);
+            }
+            info.bytes += chunk.len();
+            if info.bytes > self.max_reply_bytes {
+                return Err(ProviderError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "the reply exceeded {} bytes (SUPER_MAX_REPLY_BYTES) and was cut off",
+                        self.max_reply_bytes
+                    ),
+                ));
+            }
+            if whole_json {
+                body.extend_from_slice(&chunk);
+                continue;
+            }
+            pending.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(offset) = pending[start..].iter().position(|&b| b == b'\n') {
+                let end = start + offset;
+                let line = String::from_utf8_lossy(&pending[start..end]);
+                self.line(framing, &line, &mut event, decoder, on_token, &mut info)?;
+                start = end + 1;
+            }
+            pending.drain(..start);
         }
-        let value: Value = serde_json::from_str(payload).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Malformed,
-                format!("malformed stream data from the provider: {e}"),
-            )
-        })?;
-        self.saw_data = true;
-        self.event(&value, on_token)
+        if whole_json {
+            decoder.whole(&body, on_token)?;
+            info.events += 1;
+            return Ok(info);
+        }
+        if !pending.is_empty() {
+            let line = String::from_utf8_lossy(&pending).into_owned();
+            self.line(framing, &line, &mut event, decoder, on_token, &mut info)?;
+        }
+        if !event.is_empty() {
+            dispatch(&mut event, decoder, on_token, &mut info)?;
+        }
+        Ok(info)
     }
 
-    fn event(&mut self, value: &Value, on_token: TokenSink<'_>) -> Result<(), ProviderError> {
-        if let Some(error) = value.get("error") {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .or_else(|| error.as_str())
-                .unwrap_or("the provider reported an error mid-stream");
-            // An error inside a 200 stream is the server's trouble: worth another try.
-            return Err(ProviderError::new(
-                ErrorKind::Status(503),
-                message.to_string(),
-            ));
-        }
-        match self.protocol {
-            Protocol::OpenAi => {
-                if let Some(choice) = value.get("choices").and_then(|c| c.get(0)) {
-                    let piece = choice
-                        .get("delta")
-                        .and_then(|d| d.get("content"))
-                        .or_else(|| choice.get("message").and_then(|m| m.get("content")))
-                        .and_then(Value::as_str);
-                    if let Some(piece) = piece {
-                        self.push(piece, on_token);
-                    }
-                    if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                        self.finish_reason = Some(reason.to_string());
-                    }
+    fn line(
+        &self,
+        framing: Framing,
+        raw: &str,
+        event: &mut String,
+        decoder: &mut dyn Decoder,
+        on_token: TokenSink<'_>,
+        info: &mut BodyInfo,
+    ) -> Result<(), ProviderError> {
+        let line = raw.trim_end_matches('\r');
+        match framing {
+            Framing::Ndjson => {
+                if !line.trim().is_empty() {
+                    decoder.event(line, on_token)?;
+                    info.events += 1;
                 }
-                if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
-                    self.usage = Some(Usage {
-                        input_tokens: usage
-                            .get("prompt_tokens")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0),
-                        output_tokens: usage
-                            .get("completion_tokens")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0),
-                    });
-                }
+                Ok(())
             }
-            Protocol::Ollama => {
-                if let Some(piece) = value
-                    .get("message")
-                    .and_then(|m| m.get("content"))
-                    .and_then(Value::as_str)
+            Framing::Sse => {
+                if line.is_empty() {
+                    return dispatch(event, decoder, on_token, info);
+                }
+                if line.starts_with(':') {
+                    return Ok(());
+                }
+                // `event:`, `id:` and `retry:` carry nothing we need: the data says its type.
+                let Some(data) = line.strip_prefix("data:") else {
+                    return Ok(());
+                };
+                let data = data.strip_prefix(' ').unwrap_or(data);
+                if !event.is_empty() {
+                    event.push('\n');
+                }
+                event.push_str(data);
+                // Servers that omit the blank line between events: a complete JSON value (or
+                // `[DONE]`) is an event of its own.
+                if event.as_str() == "[DONE]"
+                    || serde_json::from_str::<serde::de::IgnoredAny>(event).is_ok()
                 {
-                    self.push(piece, on_token);
+                    return dispatch(event, decoder, on_token, info);
                 }
-                if value.get("done").and_then(Value::as_bool) == Some(true) {
-                    self.done = true;
-                    self.finish_reason = value
-                        .get("done_reason")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    self.usage = Some(Usage {
-                        input_tokens: value
-                            .get("prompt_eval_count")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0),
-                        output_tokens: value.get("eval_count").and_then(Value::as_u64).unwrap_or(0),
-                    });
-                }
+                Ok(())
             }
-            Protocol::Anthropic => match value
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-            {
-                "message_start" => {
-                    self.input_tokens = value
-                        .get("message")
-                        .and_then(|m| m.get("usage"))
-                        .and_then(|u| u.get("input_tokens"))
-                        .and_then(Value::as_u64);
-                }
-                "content_block_delta" => {
-                    if let Some(piece) = value
-                        .get("delta")
-                        .and_then(|d| d.get("text"))
-                        .and_then(Value::as_str)
-                    {
-                        self.push(piece, on_token);
-                    }
-                }
-                "message_delta" => {
-                    if let Some(reason) = value
-                        .get("delta")
-                        .and_then(|d| d.get("stop_reason"))
-                        .and_then(Value::as_str)
-                    {
-                        self.finish_reason = Some(reason.to_string());
-                    }
-                    let output = value
-                        .get("usage")
-                        .and_then(|u| u.get("output_tokens"))
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    self.usage = Some(Usage {
-                        input_tokens: self.input_tokens.unwrap_or(0),
-                        output_tokens: output,
-                    });
-                }
-                "message_stop" => self.done = true,
-                // A whole (non-streamed) message.
-                "message" => {
-                    if let Some(blocks) = value.get("content").and_then(Value::as_array) {
-                        for block in blocks {
-                            if let Some(piece) = block.get("text").and_then(Value::as_str) {
-                                self.push(piece, on_token);
-                            }
-                        }
-                    }
-                    self.finish_reason = value
-                        .get("stop_reason")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    if let Some(usage) = value.get("usage") {
-                        self.usage = Some(Usage {
-                            input_tokens: usage
-                                .get("input_tokens")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0),
-                            output_tokens: usage
-                                .get("output_tokens")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0),
-                        });
-                    }
-                    self.done = true;
-                }
-                _ => {}
-            },
-            Protocol::Local => {}
-        }
-        Ok(())
-    }
-
-    fn whole_body(&mut self, bytes: &[u8], on_token: TokenSink<'_>) -> Result<(), ProviderError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Malformed,
-                format!("malformed JSON body from the provider: {e}"),
-            )
-        })?;
-        self.saw_data = true;
-        self.event(&value, on_token)?;
-        self.done = true;
-        Ok(())
-    }
-
-    fn push(&mut self, piece: &str, on_token: TokenSink<'_>) {
-        if !piece.is_empty() {
-            self.text.push_str(piece);
-            on_token(piece);
         }
     }
+}
 
-    fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        // OpenAI-compatible servers that do not send `[DONE]` still end with a finish reason.
-        let complete =
-            self.done || (self.protocol == Protocol::OpenAi && self.finish_reason.is_some());
-        if !complete {
-            let what = if self.saw_data {
-                "the reply stream ended before it was complete"
-            } else {
-                "the provider sent an empty body"
-            };
-            return Err(ProviderError::new(ErrorKind::Truncated, what));
-        }
-        if self.text.trim().is_empty() {
-            return Err(ProviderError::new(
-                ErrorKind::Empty,
-                format!(
-                    "the model returned an empty reply (finish reason: {})",
-                    self.finish_reason.as_deref().unwrap_or("none")
-                ),
-            ));
-        }
-        // Servers that report no usage get an estimate of about four characters a token.
-        let usage = self
-            .usage
-            .filter(|u| u.total() > 0)
-            .unwrap_or_else(|| Usage {
-                input_tokens: estimate_tokens(&request.system) + estimate_tokens(&request.user),
-                output_tokens: estimate_tokens(&self.text),
-            });
-        Ok(ChatResponse {
-            text: self.text,
-            usage,
-            finish_reason: self.finish_reason,
-            rate: RateHints::default(),
-        })
+fn dispatch(
+    event: &mut String,
+    decoder: &mut dyn Decoder,
+    on_token: TokenSink<'_>,
+    info: &mut BodyInfo,
+) -> Result<(), ProviderError> {
+    if event.is_empty() {
+        return Ok(());
+    }
+    let data = std::mem::take(event);
+    info.events += 1;
+    decoder.event(&data, on_token)
+}
+
+/// A JSON parse failure of one event, saying what arrived.
+pub fn malformed(data: &str, error: &serde_json::Error) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Malformed,
+        format!(
+            "malformed stream data from the provider ({error}): `{}`",
+            escaped_head(data.as_bytes(), 120)
+        ),
+    )
+}
+
+/// An `error` member inside a 200 reply: the server's trouble, worth another try.
+pub fn error_in_body(error: Option<&serde_json::Value>) -> Option<ProviderError> {
+    let error = error.filter(|e| !e.is_null())?;
+    let message = error
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| error.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| error.to_string());
+    Some(ProviderError::new(
+        ErrorKind::Malformed,
+        format!("the provider answered 200 with an error in the body: {message}"),
+    ))
+}
+
+/// The reply ended without the protocol's end: say what arrived.
+pub fn incomplete(info: &BodyInfo, protocol: &str) -> ProviderError {
+    if info.events == 0 {
+        ProviderError::new(
+            ErrorKind::Truncated,
+            format!(
+                "the provider's reply was not a {protocol} stream: {}",
+                info.describe()
+            ),
+        )
+    } else {
+        ProviderError::new(
+            ErrorKind::Truncated,
+            format!(
+                "the reply stream ended before it was complete ({} events, {} bytes)",
+                info.events, info.bytes
+            ),
+        )
     }
 }
 
@@ -481,17 +380,17 @@ async fn read_limited(response: reqwest::Response) -> String {
 }
 
 /// The provider's own error message, from whichever error shape it uses.
-fn provider_message(body: &str, reason: Option<&str>) -> String {
-    if let Ok(value) = serde_json::from_str::<Value>(body) {
+pub fn provider_message(body: &str, reason: Option<&str>) -> String {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
         let message = value
             .get("error")
             .and_then(|e| {
                 e.get("message")
-                    .and_then(Value::as_str)
+                    .and_then(serde_json::Value::as_str)
                     .or_else(|| e.as_str())
             })
-            .or_else(|| value.get("message").and_then(Value::as_str))
-            .or_else(|| value.get("detail").and_then(Value::as_str));
+            .or_else(|| value.get("message").and_then(serde_json::Value::as_str))
+            .or_else(|| value.get("detail").and_then(serde_json::Value::as_str));
         if let Some(message) = message {
             return message.to_string();
         }
@@ -500,98 +399,13 @@ fn provider_message(body: &str, reason: Option<&str>) -> String {
     if trimmed.is_empty() {
         reason.unwrap_or("no message").to_string()
     } else {
-        trimmed.chars().take(500).collect()
+        escaped_head(trimmed.as_bytes(), 500)
     }
-}
-
-fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-/// `Retry-After` in seconds or as an HTTP date, or `retry-after-ms`.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    }
-    let value = header(headers, "retry-after")?;
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-}
-
-fn rate_hints(headers: &reqwest::header::HeaderMap) -> RateHints {
-    let number = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| header(headers, n).and_then(|v| v.parse::<u64>().ok()))
-    };
-    let reset = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| header(headers, n).and_then(parse_reset))
-    };
-    RateHints {
-        remaining_requests: number(&[
-            "x-ratelimit-remaining-requests",
-            "anthropic-ratelimit-requests-remaining",
-        ]),
-        remaining_tokens: number(&[
-            "x-ratelimit-remaining-tokens",
-            "anthropic-ratelimit-tokens-remaining",
-        ]),
-        reset_requests: reset(&["x-ratelimit-reset-requests"]),
-        reset_tokens: reset(&["x-ratelimit-reset-tokens"]),
-    }
-}
-
-/// OpenAI's reset durations: `1s`, `6m0s`, `20ms`, `1.5s`.
-fn parse_reset(value: &str) -> Option<Duration> {
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(seconds.max(0.0)));
-    }
-    let mut total = 0.0;
-    let mut number = String::new();
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let amount: f64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            'h' => amount * 3600.0,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                amount / 1000.0
-            }
-            'm' => amount * 60.0,
-            's' => amount,
-            _ => return None,
-        };
-    }
-    number.is_empty().then(|| Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_reset_durations() {
-        assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
-        assert_eq!(parse_reset("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(parse_reset("bad"), None);
-    }
 
     #[test]
     fn finds_the_providers_message() {
@@ -611,32 +425,6 @@ mod tests {
             "model not found"
         );
         assert_eq!(provider_message("", Some("Not Found")), "Not Found");
-    }
-
-    #[test]
-    fn a_stream_without_its_end_is_truncated() {
-        let sink = |_: &str| {};
-        let request = ChatRequest {
-            model: "m".into(),
-            system: "s".into(),
-            user: "u".into(),
-            temperature: None,
-            max_tokens: None,
-            top_p: None,
-            seed: None,
-        };
-        let mut parser = StreamParser::new(Protocol::OpenAi);
-        parser
-            .line(br#"data: {"choices":[{"delta":{"content":"hel"}}]}"#, &sink)
-            .expect("parses");
-        let error = parser.finish(&request).expect_err("no end");
-        assert_eq!(error.kind, ErrorKind::Truncated);
-        assert!(error.is_retryable());
-
-        let mut parser = StreamParser::new(Protocol::OpenAi);
-        let error = parser
-            .line(b"data: {not json", &sink)
-            .expect_err("malformed");
-        assert_eq!(error.kind, ErrorKind::Malformed);
+        assert_eq!(provider_message("a\x1b[31mb", None), "a\\u{1b}[31mb");
     }
 }

@@ -2,9 +2,11 @@
 //! thread, streaming tokens back over a channel. Dropping the call (a timeout, Ctrl-C) raises a
 //! cancel flag that the generation loop checks after every token.
 
+use super::chat::{CallContext, ChatProvider};
 use super::types::{ChatRequest, ChatResponse, ErrorKind, ProviderError, TokenSink};
 #[cfg(feature = "local")]
-use super::types::{RateHints, Usage};
+use super::types::{Role, Usage};
+use futures::future::BoxFuture;
 use std::path::PathBuf;
 #[cfg(feature = "local")]
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +60,22 @@ pub fn unavailable_reason() -> Option<String> {
     })
 }
 
+impl ChatProvider for LocalEngine {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        call: CallContext<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(self.generate(request, call.on_token))
+    }
+
+    fn schema_support(&self) -> super::chat::SchemaSupport {
+        super::chat::SchemaSupport::Prompt
+    }
+}
+
 impl LocalEngine {
-    pub async fn complete(
+    async fn generate(
         &self,
         request: &ChatRequest,
         on_token: TokenSink<'_>,
@@ -123,21 +139,13 @@ fn generate(
             "the embedded model failed to load",
         ));
     };
-    let messages = [
-        super_local::ChatMessage {
-            role: "system".into(),
-            content: request.system.clone(),
-        },
-        super_local::ChatMessage {
-            role: "user".into(),
-            content: request.user.clone(),
-        },
-    ];
+    let messages: Vec<super_local::ChatMessage> =
+        request.messages.iter().map(chat_message).collect();
     let params = super_local::GenerateParams {
-        max_tokens: request.max_tokens.unwrap_or(256) as usize,
-        temperature: request.temperature.unwrap_or(0.0),
-        top_p: request.top_p,
-        seed: request.seed.unwrap_or(0),
+        max_tokens: request.sampling.max_tokens.unwrap_or(256) as usize,
+        temperature: request.sampling.temperature.unwrap_or(0.0),
+        top_p: request.sampling.top_p,
+        seed: request.sampling.seed.unwrap_or(0),
         repeat_penalty: REPEAT_PENALTY,
     };
     let mut on_piece = |piece: &str| {
@@ -162,15 +170,47 @@ fn generate(
             "the embedded model returned an empty reply",
         ));
     }
-    Ok(ChatResponse {
-        text: generation.text,
-        usage: Usage {
+    let mut response = ChatResponse::text(
+        generation.text,
+        Usage {
             input_tokens: generation.prompt_tokens as u64,
             output_tokens: generation.completion_tokens as u64,
         },
-        finish_reason: Some(format!("{:?}", generation.stop).to_lowercase()),
-        rate: RateHints::default(),
-    })
+    );
+    response.finish_reason = Some(format!("{:?}", generation.stop).to_lowercase());
+    response.model = Some(super_local::DEFAULT_MODEL_NAME.to_string());
+    Ok(response)
+}
+
+/// The chat template knows system, user and assistant turns: tool calls are written into the
+/// assistant's text and tool results become user turns.
+#[cfg(feature = "local")]
+fn chat_message(message: &super::types::Message) -> super_local::ChatMessage {
+    match message.role {
+        Role::System => super_local::ChatMessage::system(&message.content),
+        Role::User => super_local::ChatMessage::user(&message.content),
+        Role::Assistant => {
+            let mut content = message.content.clone();
+            for call in &message.tool_calls {
+                if !content.is_empty() {
+                    content.push('\n');
+                }
+                content.push_str(
+                    &serde_json::json!({"tool": call.name, "arguments": call.arguments})
+                        .to_string(),
+                );
+            }
+            super_local::ChatMessage {
+                role: "assistant".into(),
+                content,
+            }
+        }
+        Role::Tool => super_local::ChatMessage::user(format!(
+            "Result of the tool `{}`:\n{}",
+            message.name.as_deref().unwrap_or("tool"),
+            message.content
+        )),
+    }
 }
 
 /// Counts prompts with the embedded model's tokenizer and chat template, read from the GGUF's
@@ -195,18 +235,16 @@ impl PromptCounter {
         }
     }
 
-    pub fn count(&self, system: &str, user: &str) -> Option<u64> {
+    pub fn count(&self, request: &ChatRequest) -> Option<u64> {
         #[cfg(feature = "local")]
         {
-            let messages = [
-                super_local::ChatMessage::system(system),
-                super_local::ChatMessage::user(user),
-            ];
+            let messages: Vec<super_local::ChatMessage> =
+                request.messages.iter().map(chat_message).collect();
             self.counter.count(&messages).ok().map(|n| n as u64)
         }
         #[cfg(not(feature = "local"))]
         {
-            let _ = (system, user);
+            let _ = request;
             None
         }
     }

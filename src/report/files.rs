@@ -139,36 +139,41 @@ pub fn trace(manifest: &Manifest) -> String {
                 }
                 .to_json(&trace_id),
             );
-            let mut attributes = json!({
-                "gen_ai.operation.name": "chat",
-                "gen_ai.system": task.provider,
-                "gen_ai.request.model": task.model,
-                "gen_ai.response.model": task.model,
-                "gen_ai.usage.input_tokens": attempt.tokens_in,
-                "gen_ai.usage.output_tokens": attempt.tokens_out,
-            });
-            if let Some(status) = attempt.http_status {
-                attributes["http.response.status_code"] = json!(status);
-            }
-            if attempt.error.is_some() {
-                attributes["error.type"] = json!(attempt
-                    .http_status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "error".into()));
-            }
-            let call_start = attempt.started_unix_ms + attempt.rate_wait_ms;
-            lines.push(
-                Span {
-                    id: random_hex(8),
-                    parent: Some(&attempt_span),
-                    name: format!("chat {}", task.model),
-                    start_ms: call_start,
-                    end_ms: call_start + attempt.provider_ms,
-                    error: attempt.error.as_deref(),
-                    attributes,
+            for (number, call) in attempt.calls.iter().enumerate() {
+                let mut attributes = json!({
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": task.provider,
+                    "gen_ai.request.model": task.model,
+                    "gen_ai.response.model": call.response_model.as_deref().unwrap_or(&task.model),
+                    "gen_ai.usage.input_tokens": call.tokens_in,
+                    "gen_ai.usage.output_tokens": call.tokens_out,
+                    "super.call.number": number + 1,
+                });
+                if let Some(reason) = &call.finish_reason {
+                    attributes["gen_ai.response.finish_reasons"] = json!([reason]);
                 }
-                .to_json(&trace_id),
-            );
+                if let Some(status) = call.http_status {
+                    attributes["http.response.status_code"] = json!(status);
+                }
+                if call.error.is_some() {
+                    attributes["error.type"] = json!(call
+                        .http_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "error".into()));
+                }
+                lines.push(
+                    Span {
+                        id: random_hex(8),
+                        parent: Some(&attempt_span),
+                        name: format!("chat {}", task.model),
+                        start_ms: call.started_unix_ms,
+                        end_ms: call.started_unix_ms + call.duration_ms,
+                        error: call.error.as_deref(),
+                        attributes,
+                    }
+                    .to_json(&trace_id),
+                );
+            }
         }
     }
     let mut out = String::new();

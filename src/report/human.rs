@@ -154,8 +154,13 @@ impl HumanReporter {
                 attempts,
                 error,
                 retry_in,
+                retryable,
             } => {
                 self.end_stream();
+                if !retryable {
+                    // Not worth another try: the task's failure line says why, once.
+                    return;
+                }
                 let next = match retry_in {
                     Some(delay) => format!("; retrying in {:.1}s", delay.as_secs_f64()),
                     None => String::new(),

@@ -54,6 +54,24 @@ impl TaskStatus {
     }
 }
 
+/// One LLM call of an attempt (an attempt makes several for tool loops and repairs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CallRecord {
+    pub started_unix_ms: u64,
+    pub duration_ms: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub finish_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub response_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub http_status: Option<u16>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AttemptRecord {
     pub number: u32,
@@ -72,6 +90,9 @@ pub struct AttemptRecord {
     pub retry_in_ms: Option<u64>,
     pub tokens_in: u64,
     pub tokens_out: u64,
+    /// Every LLM call of the attempt, in order.
+    #[serde(default)]
+    pub calls: Vec<CallRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -117,8 +138,13 @@ pub struct Totals {
     pub skipped: usize,
 }
 
+/// The version of `run.json`'s layout; bumped when a field changes meaning.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
+    #[serde(default)]
+    pub schema_version: u32,
     pub run_id: String,
     pub goal: String,
     pub orchestra: OrchestraRef,
@@ -142,7 +168,11 @@ impl Manifest {
         for task in &self.tasks {
             totals.tokens_in += task.tokens_in;
             totals.tokens_out += task.tokens_out;
-            totals.llm_calls += task.attempts.len() as u64;
+            totals.llm_calls += task
+                .attempts
+                .iter()
+                .map(|a| a.calls.len() as u64)
+                .sum::<u64>();
             totals.cost_usd += task.cost_usd;
             match task.status {
                 TaskStatus::Succeeded => totals.succeeded += 1,

@@ -9,5 +9,7 @@ pub mod writer;
 
 pub use files::{write_atomic, Workspace};
 pub use lock::{LockError, WorkspaceLock};
-pub use manifest::{AttemptRecord, Manifest, RunStatus, TaskRecord, TaskStatus};
-pub use writer::BackgroundWriter;
+pub use manifest::{
+    AttemptRecord, CallRecord, Manifest, RunStatus, TaskRecord, TaskStatus, MANIFEST_SCHEMA_VERSION,
+};
+pub use writer::{BackgroundWriter, Pending, WriteError};

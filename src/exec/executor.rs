@@ -1,0 +1,343 @@
+//! The task executor: one task, from its first request to its outcome. Each attempt runs under
+//! the task's timeout (the in-flight call is dropped when it runs out) and may make several
+//! calls (tool loops and repair calls build on this); every call is checked against the
+//! budgets, waits for the endpoint's shared rate limit, and is recorded on its own (tokens,
+//! cost, duration, error). A failed attempt is retried with backoff while the error is worth
+//! another try; a server's `Retry-After` is obeyed only while it fits the task's timeout, the
+//! run's wall budget and `MAX_SERVER_WAIT`; a stop (Ctrl-C, SIGTERM) interrupts every wait.
+//! It never imports the dispatcher: `run-task` calls it alone.
+
+use super::budget::{Budget, PriceTable};
+use super::events::RunEvent;
+use super::ids;
+use super::ratelimit::Limiter;
+use super::retry::Backoff;
+use crate::provider::{
+    CallContext, ChatProvider, ChatRequest, ChatResponse, ErrorKind, ProviderError,
+};
+use crate::settings::{CallLimits, TaskSettings};
+use crate::workspace::{AttemptRecord, CallRecord, TaskRecord, TaskStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What a run shares with each of its tasks.
+pub struct Executor<'a> {
+    pub budget: &'a Budget,
+    pub pricing: &'a PriceTable,
+    pub limits: &'a CallLimits,
+    /// Cancelled on the first Ctrl-C (or SIGTERM): no retry starts, every wait ends.
+    pub stop: &'a CancellationToken,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+}
+
+/// One task to run.
+pub struct TaskJob {
+    pub request: ChatRequest,
+    pub settings: TaskSettings,
+    pub provider: Arc<dyn ChatProvider>,
+    pub limiter: Arc<Limiter>,
+    /// The task's record as it started.
+    pub record: TaskRecord,
+}
+
+/// How a task ended.
+pub struct TaskOutcome {
+    pub record: TaskRecord,
+    pub output: Option<String>,
+    /// A budget stopped the run at this task.
+    pub budget_stop: Option<String>,
+}
+
+/// Why one call did not give a response.
+enum CallError {
+    Provider(ProviderError),
+    Budget(String),
+}
+
+impl Executor<'_> {
+    pub async fn run(&self, job: TaskJob) -> TaskOutcome {
+        let TaskJob {
+            request,
+            settings,
+            provider,
+            limiter,
+            mut record,
+        } = job;
+        let started = Instant::now();
+        let mut backoff = Backoff::new(settings.retry, self.limits.retry_base);
+        let attempts = settings.attempts.max(1);
+        let mut outcome = None;
+        for attempt in 1..=attempts {
+            let attempt_started_unix = ids::now_unix_ms();
+            let attempt_started = Instant::now();
+            let deadline = attempt_started + settings.timeout;
+            let mut attempt_record = AttemptRecord {
+                number: attempt,
+                started_unix_ms: attempt_started_unix,
+                ..AttemptRecord::default()
+            };
+            let result = self
+                .call(
+                    &*provider,
+                    &limiter,
+                    &settings,
+                    &record.name,
+                    &request,
+                    deadline,
+                    &mut attempt_record,
+                )
+                .await;
+            attempt_record.duration_ms = attempt_started.elapsed().as_millis() as u64;
+            match result {
+                Ok(response) => {
+                    attempt_record.ok = true;
+                    record.attempts.push(attempt_record);
+                    outcome = Some(Ok(response.text));
+                    break;
+                }
+                Err(CallError::Budget(reason)) => {
+                    record.attempts.push(attempt_record);
+                    // An attempt that made no call is not an attempt.
+                    if record.attempts.last().is_some_and(|a| a.calls.is_empty()) {
+                        record.attempts.pop();
+                    }
+                    outcome = Some(Err((reason, true)));
+                    break;
+                }
+                Err(CallError::Provider(error)) => {
+                    attempt_record.error = Some(error.to_string());
+                    attempt_record.http_status = error.status();
+                    let decision =
+                        self.retry_decision(&error, attempt, attempts, &settings, &mut backoff);
+                    attempt_record.retry_in_ms =
+                        decision.as_ref().ok().map(|d| d.as_millis() as u64);
+                    record.attempts.push(attempt_record);
+                    let _ = self.events.send(RunEvent::AttemptFailed {
+                        name: record.name.clone(),
+                        attempt,
+                        attempts,
+                        error: error.to_string(),
+                        retry_in: decision.as_ref().ok().copied(),
+                        retryable: error.is_retryable(),
+                    });
+                    match decision {
+                        Ok(delay) => {
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = self.stop.cancelled() => {
+                                    outcome = Some(Err((format!("{error} (not retried: the run is stopping)"), false)));
+                                    break;
+                                }
+                            }
+                        }
+                        Err(why) => {
+                            outcome = Some(Err((why, false)));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        record.tokens_in = record.attempts.iter().map(|a| a.tokens_in).sum();
+        record.tokens_out = record.attempts.iter().map(|a| a.tokens_out).sum();
+        record.cost_usd = record
+            .attempts
+            .iter()
+            .flat_map(|a| &a.calls)
+            .map(|c| c.cost_usd)
+            .sum();
+        match outcome {
+            Some(Ok(text)) => {
+                record.status = TaskStatus::Succeeded;
+                TaskOutcome {
+                    record,
+                    output: Some(text),
+                    budget_stop: None,
+                }
+            }
+            Some(Err((reason, true))) => {
+                record.status = TaskStatus::Skipped;
+                record.reason = Some(reason.clone());
+                TaskOutcome {
+                    record,
+                    output: None,
+                    budget_stop: Some(reason),
+                }
+            }
+            Some(Err((reason, false))) => {
+                record.status = TaskStatus::Failed;
+                record.reason = Some(reason);
+                TaskOutcome {
+                    record,
+                    output: None,
+                    budget_stop: None,
+                }
+            }
+            None => {
+                record.status = TaskStatus::Failed;
+                record.reason = Some("no attempts were made".into());
+                TaskOutcome {
+                    record,
+                    output: None,
+                    budget_stop: None,
+                }
+            }
+        }
+    }
+
+    /// The wait before the next attempt, or why there is none.
+    fn retry_decision(
+        &self,
+        error: &ProviderError,
+        attempt: u32,
+        attempts: u32,
+        settings: &TaskSettings,
+        backoff: &mut Backoff,
+    ) -> Result<Duration, String> {
+        if !error.is_retryable() {
+            return Err(error.to_string());
+        }
+        if attempt >= attempts {
+            return Err(error.to_string());
+        }
+        if self.stop.is_cancelled() {
+            return Err(format!("{error} (not retried: the run is stopping)"));
+        }
+        let delay = backoff.next_delay(error.retry_after());
+        if let Some(asked) = error.retry_after() {
+            let allowed = [
+                Some(self.limits.max_server_wait),
+                Some(settings.timeout),
+                self.budget.wall_time_left(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.limits.max_server_wait);
+            if asked > allowed {
+                return Err(format!(
+                    "{error} (the server asked to wait {:.0}s before retrying, longer than the {:.0}s this run allows: the task's timeout, the wall budget and the {}s cap on server waits)",
+                    asked.as_secs_f64(),
+                    allowed.as_secs_f64(),
+                    self.limits.max_server_wait.as_secs()
+                ));
+            }
+        }
+        if let Some(left) = self.budget.wall_time_left() {
+            if delay >= left {
+                return Err(format!(
+                    "{error} (not retried: the wall budget ends before the next attempt)"
+                ));
+            }
+        }
+        Ok(delay)
+    }
+
+    /// One call: the budget, the rate limit, then the provider, all before `deadline`.
+    #[allow(clippy::too_many_arguments)]
+    async fn call(
+        &self,
+        provider: &dyn ChatProvider,
+        limiter: &Limiter,
+        settings: &TaskSettings,
+        task: &str,
+        request: &ChatRequest,
+        deadline: Instant,
+        attempt: &mut AttemptRecord,
+    ) -> Result<ChatResponse, CallError> {
+        let estimated_input = request.estimated_input_tokens();
+        let estimated_cost = self.pricing.cost(
+            &settings.model,
+            crate::provider::Usage {
+                input_tokens: estimated_input,
+                output_tokens: 0,
+            },
+        );
+        self.budget
+            .try_start_call(estimated_input, estimated_cost)
+            .map_err(CallError::Budget)?;
+        let started_unix = ids::now_unix_ms();
+        let started = Instant::now();
+        let timed_out = || {
+            ProviderError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "timed out after {}s (the call was cancelled)",
+                    settings.timeout.as_secs()
+                ),
+            )
+        };
+        let events = self.events.clone();
+        let name = task.to_string();
+        let sink = move |text: &str| {
+            let _ = events.send(RunEvent::Token {
+                name: name.clone(),
+                text: text.to_string(),
+            });
+        };
+        let result = match tokio::time::timeout_at(deadline, limiter.acquire(estimated_input)).await
+        {
+            Err(_) => Err(timed_out()),
+            Ok(_) => {
+                let rate_wait = started.elapsed();
+                let call_started = Instant::now();
+                let context = CallContext {
+                    task,
+                    on_token: &sink,
+                };
+                let result =
+                    match tokio::time::timeout_at(deadline, provider.complete(request, context))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(timed_out()),
+                    };
+                attempt.rate_wait_ms += rate_wait.as_millis() as u64;
+                attempt.provider_ms += call_started.elapsed().as_millis() as u64;
+                result
+            }
+        };
+        let mut call = CallRecord {
+            started_unix_ms: started_unix,
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..CallRecord::default()
+        };
+        let result = match result {
+            Ok(response) => {
+                limiter.observe(&response.rate);
+                limiter.settle_tokens(estimated_input, response.usage.total());
+                let cost = self.pricing.cost(&settings.model, response.usage);
+                self.budget.record(response.usage, cost);
+                call.tokens_in = response.usage.input_tokens;
+                call.tokens_out = response.usage.output_tokens;
+                call.cost_usd = cost;
+                call.finish_reason = response.finish_reason.clone();
+                call.response_model = response.model.clone();
+                attempt.tokens_in += call.tokens_in;
+                attempt.tokens_out += call.tokens_out;
+                Ok(response)
+            }
+            Err(error) => {
+                if error.kind == ErrorKind::Status(429) {
+                    // Without a Retry-After, pause the endpoint for one base delay.
+                    limiter.back_off(
+                        error
+                            .retry_after()
+                            .unwrap_or(self.limits.retry_base)
+                            .min(self.limits.max_server_wait),
+                    );
+                }
+                limiter.observe(&error.rate);
+                call.error = Some(error.to_string());
+                call.http_status = error.status();
+                Err(CallError::Provider(error))
+            }
+        };
+        attempt.calls.push(call);
+        result
+    }
+}

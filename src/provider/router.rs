@@ -1,0 +1,69 @@
+//! `Providers`: the adapter for each endpoint of a run, built once per endpoint and shared by
+//! its tasks (one HTTP client for the whole run), wrapped for `--record` or replaced for
+//! `--replay`.
+
+use super::anthropic::Anthropic;
+use super::chat::ChatProvider;
+use super::endpoint::{Endpoint, Protocol};
+use super::http::HttpTransport;
+use super::local::LocalEngine;
+use super::ollama::Ollama;
+use super::openai::OpenAi;
+use super::record::{RecordFile, Recorder, Replay, Replayer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Where calls go.
+pub enum CallMode {
+    /// To the providers.
+    Live,
+    /// To the providers, and every call appended to a recording.
+    Record(Arc<RecordFile>),
+    /// Nowhere: every call is answered from a recording.
+    Replay(Arc<Replayer>),
+}
+
+pub struct Providers {
+    transport: HttpTransport,
+    local: LocalEngine,
+    mode: CallMode,
+    built: Mutex<HashMap<Endpoint, Arc<dyn ChatProvider>>>,
+}
+
+impl Providers {
+    pub fn new(mode: CallMode, max_reply_bytes: usize) -> Result<Providers, String> {
+        Ok(Providers {
+            transport: HttpTransport::new(max_reply_bytes)?,
+            local: LocalEngine::default(),
+            mode,
+            built: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The provider for an endpoint, built on first use.
+    pub fn for_endpoint(&self, endpoint: &Endpoint) -> Arc<dyn ChatProvider> {
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(provider) = built.get(endpoint) {
+            return Arc::clone(provider);
+        }
+        let live: Arc<dyn ChatProvider> = match endpoint.protocol {
+            Protocol::Local => Arc::new(self.local.clone()),
+            Protocol::OpenAi => Arc::new(OpenAi::new(self.transport.clone(), endpoint.clone())),
+            Protocol::Ollama => Arc::new(Ollama::new(self.transport.clone(), endpoint.clone())),
+            Protocol::Anthropic => {
+                Arc::new(Anthropic::new(self.transport.clone(), endpoint.clone()))
+            }
+        };
+        let provider: Arc<dyn ChatProvider> = match &self.mode {
+            CallMode::Live => live,
+            CallMode::Record(file) => {
+                Arc::new(Recorder::new(live, &endpoint.provider, Arc::clone(file)))
+            }
+            CallMode::Replay(replayer) => {
+                Arc::new(Replay::new(Arc::clone(replayer), &endpoint.provider))
+            }
+        };
+        built.insert(endpoint.clone(), Arc::clone(&provider));
+        provider
+    }
+}
