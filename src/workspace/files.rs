@@ -47,7 +47,21 @@ pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::R
     let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = temp_dir.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+        // A new file only: never opened through a link or over a file left by another process.
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&temp)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)?
+            }
+            other => other?,
+        };
         file.write_all(bytes)?;
         std::fs::rename(&temp, path)
     })();
@@ -90,11 +104,30 @@ impl Workspace {
             .join(format!("{task}_error.txt"))
     }
 
+    /// Creates the layout and removes what runs killed mid-write left in `.tmp/` (only this
+    /// process, holding the lock, writes there now).
     pub fn create_layout(&self) -> std::io::Result<()> {
         for dir in [TASK_OUTPUTS, ARTIFACTS, FINAL_RESULTS, CACHE, TEMP] {
             std::fs::create_dir_all(self.root.join(dir))?;
         }
+        self.clean_temp()?;
         Ok(())
+    }
+
+    /// Removes every entry of `.tmp/` (orphans of killed runs); returns how many.
+    pub fn clean_temp(&self) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.root.join(TEMP))? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Moves the previous run's files under `history/<run-id>/`, so a new run never silently

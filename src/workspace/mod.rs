@@ -5,9 +5,11 @@
 pub mod files;
 pub mod lock;
 pub mod manifest;
+pub mod root;
 pub mod writer;
 
 pub use files::{write_atomic, Workspace};
 pub use lock::{LockError, WorkspaceLock};
 pub use manifest::{AttemptRecord, Manifest, RunStatus, TaskRecord, TaskStatus};
+pub use root::resolve_root;
 pub use writer::BackgroundWriter;
