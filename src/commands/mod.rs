@@ -3,6 +3,14 @@
 //! 2 bad usage or an invalid spec, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung
 //! up (SIGHUP).
 
+/// `println!` for text that may hold user- or file-controlled parts (names, personas,
+/// descriptions): control characters are escaped, so no escape sequence reaches the terminal.
+macro_rules! shown {
+    ($($arg:tt)*) => {
+        println!("{}", crate::sanitize::terminal(&format!($($arg)*)))
+    };
+}
+
 pub mod agent;
 pub mod create;
 pub mod dry_run;

@@ -557,3 +557,18 @@ fn a_dry_run_of_a_huge_description_stays_fast() {
         "a 3 MB description took {took:?}"
     );
 }
+
+#[test]
+fn agent_show_escapes_control_characters_from_a_playbook() {
+    let project = Project::empty();
+    let lm = "  language_model:\n    provider: ollama\n    model: m\n";
+    let yaml = crate::support::playbook("worker", "Worker \\e]0;pwned\\a\\e[2J", "work", lm)
+        .replace("role: Worker", "role: \"Worker")
+        .replace("\\e[2J\n", "\\e[2J\"\n");
+    project.agent("worker", &yaml);
+    let output = project.run(&["agent", "show", "worker"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("Worker \\x1b]0;pwned"), "{text:?}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+}
