@@ -166,6 +166,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         }
     };
     let workspace = Workspace::new(root);
+    crate::workspace::files::redact_writes(crate::redact::Redactor::for_models(&loaded.models));
     let lock =
         WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
     if let Some(pid) = lock.taken_over_from {

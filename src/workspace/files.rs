@@ -39,9 +39,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_in(path.parent().unwrap_or(Path::new(".")), path, bytes)
 }
 
+/// The secrets every later write of this process hides (see [`redact_writes`]).
+static WRITE_REDACTOR: std::sync::OnceLock<crate::redact::Redactor> = std::sync::OnceLock::new();
+
+/// From now on, every file written through this module (outputs, error files, `run.json`,
+/// the cache, metrics, trace) has these secrets and every URL's userinfo replaced by `***`:
+/// the last line of defence, at the one place all workspace writes pass. Set once per process
+/// (the run's keys, from `Redactor::for_models`); URL userinfo is hidden even when unset.
+pub fn redact_writes(redactor: crate::redact::Redactor) {
+    let _ = WRITE_REDACTOR.set(redactor);
+}
+
+/// `bytes` with secrets hidden, when they are text.
+fn redacted(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return std::borrow::Cow::Borrowed(bytes);
+    };
+    let clean = match WRITE_REDACTOR.get() {
+        Some(redactor) => redactor.redact(text),
+        None => crate::redact::redact_urls(text),
+    };
+    match clean {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
+        std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temp file in `temp_dir` (on the same file system) and a
-/// rename, so the target's folder never holds a partial file, even after a kill -9.
+/// rename, so the target's folder never holds a partial file, even after a kill -9. Secrets
+/// are hidden first ([`redact_writes`]).
 pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let bytes = &*redacted(bytes);
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
