@@ -113,6 +113,7 @@ fn orchestra(project: &Project, id: &str, parallel: bool) -> Vec<String> {
 struct Tally {
     kills: usize,
     repeated: usize,
+    outside: usize,
     corrupt: usize,
     leaked: usize,
     incomplete: usize,
@@ -121,8 +122,8 @@ struct Tally {
 impl Tally {
     fn print(&self, what: &str) {
         eprintln!(
-            "chaos: {what}: {} kills, {} repeated, {} corrupt, {} leaked, {} incomplete",
-            self.kills, self.repeated, self.corrupt, self.leaked, self.incomplete
+            "chaos: {what}: {} kills, {} repeated, {} corrupt, {} leaked, {} incomplete, {} written outside the workspace",
+            self.kills, self.repeated, self.corrupt, self.leaked, self.incomplete, self.outside
         );
     }
 }
@@ -146,6 +147,35 @@ fn corrupt_files(ws: &Path) -> Vec<String> {
         }
     }
     bad
+}
+
+/// Entries of the project a run may not have created: anything beside the project's own files
+/// and the workspace folder.
+fn outside_writes(project: &Project) -> usize {
+    let allowed = [".super", "demo", "orchestra_workspaces", ".super-home"];
+    let mut strays = 0;
+    for entry in std::fs::read_dir(project.root())
+        .expect("project")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !allowed.contains(&name.as_str()) {
+            eprintln!("OUTSIDE the workspace: {name}");
+            strays += 1;
+        }
+    }
+    for entry in std::fs::read_dir(project.path("orchestra_workspaces"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !["one", "seq", "par"].contains(&name.as_str()) {
+            eprintln!("OUTSIDE the workspace: orchestra_workspaces/{name}");
+            strays += 1;
+        }
+    }
+    strays
 }
 
 fn leaks(texts: &[String], ws: &Path) -> usize {
@@ -223,6 +253,7 @@ fn kill_and_resume(parallel: bool, strict: bool) {
         }
         tally.leaked += leaks(&[stdout(&output), stderr(&output)], &ws);
     }
+    tally.outside = outside_writes(&project);
     tally.print(if parallel {
         "parallel kill -9 + resume"
     } else {
@@ -235,6 +266,7 @@ fn kill_and_resume(parallel: bool, strict: bool) {
     assert_eq!(tally.corrupt, 0, "files were corrupt");
     assert_eq!(tally.leaked, 0, "secrets leaked");
     assert_eq!(tally.incomplete, 0, "a resume did not complete the run");
+    assert_eq!(tally.outside, 0, "files were written outside the workspace");
 }
 
 #[test]
@@ -298,8 +330,8 @@ fn chaos_racing_starts_exactly_one_proceeds() {
     assert_eq!(double, 0);
 }
 
-/// A fault server: every hostile answer ends in a clean exit (0 or 1, never a crash), no raw
-/// control character on the terminal and no key in a stream.
+/// A fault server: every hostile answer ends in a clean exit (0 or 1, never a crash or a
+/// hang), no raw control character on the terminal and no key in a stream or a file.
 #[test]
 fn chaos_fault_server() {
     let huge = format!("BEGIN {} END", "x".repeat(4 << 20));
@@ -377,11 +409,15 @@ fn chaos_fault_server() {
                 tally.leaked += 1;
             }
         }
+        // Every file the run wrote: run.json, the error file, the output, the trace.
+        tally.leaked += leaks(&[], &project.workspace("one"));
+        tally.outside += outside_writes(&project);
     }
     eprintln!(
-        "chaos: fault server: 9 faults, {crashes} crashes or hangs, {raw_controls} raw control sequences, {} leaked",
-        tally.leaked
+        "chaos: fault server: 9 faults, {crashes} crashes or hangs, {raw_controls} raw control sequences, {} leaked, {} written outside the workspace",
+        tally.leaked, tally.outside
     );
+    assert_eq!(tally.outside, 0);
     assert_eq!(crashes, 0);
     assert_eq!(raw_controls, 0);
     assert_eq!(tally.leaked, 0);
