@@ -8,7 +8,7 @@ use std::path::PathBuf;
     name = "super",
     version,
     about = "Run multi-agent LLM orchestras (SuperOptiX-compatible), fast and repeatably",
-    long_about = "Run multi-agent LLM orchestras described in SuperOptiX's YAML format.\n\nExit codes: 0 success, 1 a task failed or a budget stopped the run, 2 bad usage or an invalid spec, 130 interrupted."
+    long_about = "Run multi-agent LLM orchestras described in SuperOptiX's YAML format.\n\nExit codes: 0 success, 1 a task failed or a budget stopped the run, 2 bad usage or an invalid spec, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP); a stopped run saves what finished first."
 )]
 pub struct Cli {
     /// The project folder (holding `.super`); by default found by walking up from here
@@ -84,7 +84,7 @@ pub struct ModelArgs {
     #[arg(long, env = "SUPER_MODEL")]
     pub model: Option<String>,
     /// Use this base URL for every task (an OpenAI-compatible server, Ollama, ...)
-    #[arg(long, env = "SUPER_BASE_URL")]
+    #[arg(long, env = "SUPER_BASE_URL", hide_env_values = true)]
     pub base_url: Option<String>,
 }
 

@@ -84,10 +84,13 @@ impl Diagnostic {
             Severity::Warning => ("warning", yellow),
         };
         let mut out = String::new();
+        // What came from a file is shown inert: no escape sequence, no secret value.
+        let clean =
+            |text: &str| crate::sanitize::terminal(&crate::redact::redact_urls(text)).into_owned();
         let _ = writeln!(
             out,
             "{bold}{tint}{word}{reset}{bold}: {}{reset}",
-            self.message
+            clean(&self.message)
         );
         if let Some(location) = &self.location {
             let loc = location.loc;
@@ -95,7 +98,7 @@ impl Diagnostic {
             let gutter = " ".repeat(number.len());
             let _ = writeln!(out, "{gutter}{blue}-->{reset} {}", self.position());
             if let Some(line) = location.file.line_text(loc.line) {
-                let shown = line.replace('\t', " ");
+                let shown = clean(&crate::redact::mask_secret_values(line)).replace('\t', " ");
                 let width = shown.chars().count();
                 let start = loc.col.min(width);
                 let len = loc.len.max(1).min(width.saturating_sub(start).max(1));
@@ -109,15 +112,19 @@ impl Diagnostic {
                     if self.label.is_empty() {
                         String::new()
                     } else {
-                        format!(" {}", self.label)
+                        format!(" {}", clean(&self.label))
                     }
                 );
             }
             if let Some(hint) = &self.hint {
-                let _ = writeln!(out, "{gutter} {blue}={reset} {bold}hint{reset}: {hint}");
+                let _ = writeln!(
+                    out,
+                    "{gutter} {blue}={reset} {bold}hint{reset}: {}",
+                    clean(hint)
+                );
             }
         } else if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "  {blue}={reset} {bold}hint{reset}: {hint}");
+            let _ = writeln!(out, "  {blue}={reset} {bold}hint{reset}: {}", clean(hint));
         }
         out
     }

@@ -36,12 +36,25 @@ pub struct Loaded {
 
 /// Reads and parses a YAML file, reporting a failure as a diagnostic.
 pub fn read_yaml(path: &Path) -> Result<(Arc<SourceFile>, crate::yaml::Node), Diagnostic> {
-    let file = SourceFile::read(path).map_err(|e| {
-        Diagnostic::error(format!(
+    let file = SourceFile::read(path).map_err(|e| match e {
+        crate::source::ReadError::Io(e) => Diagnostic::error(format!(
             "failed to read `{}`: {e}",
             crate::source::display_path(path)
         ))
-        .hint("check the path and that the file is readable UTF-8 text")
+        .hint("check the path and that the file is readable UTF-8 text"),
+        crate::source::ReadError::NotUtf8 {
+            byte,
+            offset,
+            loc,
+            file,
+        } => Diagnostic::error(format!(
+            "failed to read `{}`: not UTF-8 text: byte 0x{byte:02x} at byte offset {offset} (line {}, column {})",
+            file.display,
+            loc.line,
+            loc.col + 1
+        ))
+        .at(&file, loc, "not UTF-8")
+        .hint("save the file as UTF-8"),
     })?;
     let root = crate::yaml::parse(&file)?;
     Ok((file, root))

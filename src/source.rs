@@ -24,9 +24,34 @@ impl SourceFile {
     }
 
     /// Reads a file; the error names the path.
-    pub fn read(path: &Path) -> Result<Arc<SourceFile>, std::io::Error> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(SourceFile::new(path, text))
+    pub fn read(path: &Path) -> Result<Arc<SourceFile>, ReadError> {
+        let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(path, text)),
+            Err(error) => {
+                let bytes = error.as_bytes();
+                let offset = error.utf8_error().valid_up_to();
+                let before = &bytes[..offset];
+                let line_start = before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let col = String::from_utf8_lossy(&before[line_start..])
+                    .chars()
+                    .count();
+                Err(ReadError::NotUtf8 {
+                    byte: bytes.get(offset).copied().unwrap_or(0),
+                    offset,
+                    loc: Loc {
+                        line: before.iter().filter(|b| **b == b'\n').count() + 1,
+                        col,
+                        len: 1,
+                    },
+                    // The text with the bad bytes replaced, so the line can be shown.
+                    file: SourceFile::new(path, String::from_utf8_lossy(bytes).into_owned()),
+                })
+            }
+        }
     }
 
     /// The text of a 1-based line, without its line ending.
@@ -36,6 +61,19 @@ impl SourceFile {
             .nth(line.checked_sub(1)?)
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
     }
+}
+
+/// Why a file could not be read as text.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    /// The byte at `offset` (0-based, at `loc`) starts no valid UTF-8 sequence.
+    NotUtf8 {
+        byte: u8,
+        offset: usize,
+        loc: Loc,
+        file: Arc<SourceFile>,
+    },
 }
 
 /// A place in a file: 1-based line, 0-based column and length, both in characters.

@@ -24,16 +24,16 @@ fn list(context: &Context) -> Outcome {
         .map(|p| p.list_agents())
         .unwrap_or_default();
     match &project {
-        Some(p) => println!("Project agents ({}):", display_path(&p.root)),
-        None => println!("Project agents: (no project here)"),
+        Some(p) => shown!("Project agents ({}):", display_path(&p.root)),
+        None => shown!("Project agents: (no project here)"),
     }
     if project_agents.is_empty() {
-        println!("  (none: pull some with `super agent pull NAME`)");
+        shown!("  (none: pull some with `super agent pull NAME`)");
     }
     for (name, path) in &project_agents {
-        println!("  [project] {name:<18} {}", display_path(path));
+        shown!("  [project] {name:<18} {}", display_path(path));
     }
-    println!("\nBuilt-in library:");
+    shown!("\nBuilt-in library:");
     for agent in library::AGENTS {
         let mut diags = Diagnostics::default();
         let spec = library_spec(agent, &mut diags);
@@ -46,7 +46,7 @@ fn list(context: &Context) -> Outcome {
         } else {
             ""
         };
-        println!("  [library] {:<18} {role}{pulled}", agent.name);
+        shown!("  [library] {:<18} {role}{pulled}", agent.name);
     }
     Ok(EXIT_OK)
 }
@@ -101,7 +101,7 @@ fn pull(context: &Context, names: &[String], force: bool) -> Outcome {
         };
         std::fs::create_dir_all(&folder).map_err(io)?;
         write_atomic(&path, agent.yaml.as_bytes()).map_err(io)?;
-        println!("✅ Pulled `{}` -> {}", agent.name, display_path(&path));
+        shown!("✅ Pulled `{}` -> {}", agent.name, display_path(&path));
     }
     Ok(EXIT_OK)
 }
@@ -138,7 +138,7 @@ fn show(context: &Context, name: &str) -> Outcome {
         )));
     };
     let persona = &spec.persona;
-    println!(
+    shown!(
         "Agent:     {}{}",
         spec.name,
         spec.display_name
@@ -146,9 +146,9 @@ fn show(context: &Context, name: &str) -> Outcome {
             .map(|d| format!(" ({d})"))
             .unwrap_or_default()
     );
-    println!("File:      {origin}");
+    shown!("File:      {origin}");
     if let Some(description) = &spec.description {
-        println!("About:     {description}");
+        shown!("About:     {description}");
     }
     let model = match crate::provider::resolve(
         spec.language_model.as_ref(),
@@ -166,8 +166,8 @@ fn show(context: &Context, name: &str) -> Outcome {
         ),
         Err(error) => format!("{} ({})", error.message(), error.hint()),
     };
-    println!("Model:     {model}");
-    println!("\nPersona");
+    shown!("Model:     {model}");
+    shown!("\nPersona");
     for (label, value) in [
         ("name", &persona.name),
         ("role", &persona.role),
@@ -175,20 +175,20 @@ fn show(context: &Context, name: &str) -> Outcome {
         ("backstory", &persona.backstory),
     ] {
         if let Some(value) = value {
-            println!("  {label:<10} {value}");
+            shown!("  {label:<10} {value}");
         }
     }
     if !persona.traits.is_empty() {
-        println!("  {:<10} {}", "traits", persona.traits.join(", "));
+        shown!("  {:<10} {}", "traits", persona.traits.join(", "));
     }
     for (key, value) in &persona.extra {
-        println!("  {key:<10} {value}");
+        shown!("  {key:<10} {value}");
     }
-    println!("\nTasks");
+    shown!("\nTasks");
     for task in &spec.tasks {
-        println!("  - {}", task.name);
+        shown!("  - {}", task.name);
         if let Some(instruction) = task.instruction.as_deref().or(task.description.as_deref()) {
-            println!(
+            shown!(
                 "    {}",
                 instruction.split_whitespace().collect::<Vec<_>>().join(" ")
             );
@@ -196,7 +196,7 @@ fn show(context: &Context, name: &str) -> Outcome {
         let inputs: Vec<&str> = task.inputs.iter().map(|f| f.name.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|f| f.name.as_str()).collect();
         if !inputs.is_empty() || !outputs.is_empty() {
-            println!(
+            shown!(
                 "    inputs: {}  outputs: {}",
                 inputs.join(", "),
                 outputs.join(", ")
@@ -204,7 +204,7 @@ fn show(context: &Context, name: &str) -> Outcome {
         }
     }
     if !spec.other_sections.is_empty() {
-        println!(
+        shown!(
             "\nOther sections kept: {}",
             spec.other_sections
                 .iter()

@@ -1,6 +1,15 @@
 //! The commands. Each resolves its input once, calls the library, prints through a reporter and
 //! returns an exit code: 0 success, 1 a task failed (or a refusal such as an existing file),
-//! 2 bad usage or an invalid spec, 130 interrupted.
+//! 2 bad usage or an invalid spec, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung
+//! up (SIGHUP).
+
+/// `println!` for text that may hold user- or file-controlled parts (names, personas,
+/// descriptions): control characters are escaped, so no escape sequence reaches the terminal.
+macro_rules! shown {
+    ($($arg:tt)*) => {
+        println!("{}", crate::sanitize::terminal(&format!($($arg)*)))
+    };
+}
 
 pub mod agent;
 pub mod create;
@@ -20,6 +29,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM (128 + 15), after saving like a first Ctrl-C.
+pub const EXIT_TERMINATED: u8 = 143;
+/// Stopped by SIGHUP (128 + 1), after saving like a first Ctrl-C.
+pub const EXIT_HANGUP: u8 = 129;
 
 /// A command that could not do its work: printed as `error: ...` with an optional hint.
 #[derive(Debug)]
@@ -169,9 +182,15 @@ pub fn dispatch(cli: Cli) -> u8 {
             } else {
                 ("", "", "")
             };
-            eprintln!("{bold}{red}error{reset}{bold}: {}{reset}", failure.message);
+            let clean = |text: &str| {
+                crate::sanitize::terminal(&crate::redact::redact_urls(text)).into_owned()
+            };
+            eprintln!(
+                "{bold}{red}error{reset}{bold}: {}{reset}",
+                clean(&failure.message)
+            );
             if let Some(hint) = failure.hint {
-                eprintln!("  = hint: {hint}");
+                eprintln!("  = hint: {}", clean(&hint));
             }
             failure.code
         }

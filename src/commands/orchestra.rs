@@ -9,8 +9,8 @@ pub fn list(context: &Context) -> Outcome {
     let project = context.project()?;
     let files = project.list_orchestras();
     if files.is_empty() {
-        println!("No orchestras in {}.", display_path(&project.root));
-        println!("Create one with `super orchestra create <name>`.");
+        shown!("No orchestras in {}.", display_path(&project.root));
+        shown!("Create one with `super orchestra create <name>`.");
         return Ok(EXIT_OK);
     }
     let options = LoadOptions::default();
@@ -65,8 +65,8 @@ pub fn list(context: &Context) -> Outcome {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(headers.map(str::to_string).to_vec()));
-    println!(
+    shown!("{}", line(headers.map(str::to_string).to_vec()));
+    shown!(
         "{}",
         widths
             .iter()
@@ -75,7 +75,7 @@ pub fn list(context: &Context) -> Outcome {
             .join("  ")
     );
     for row in rows {
-        println!("{}", line(row.to_vec()));
+        shown!("{}", line(row.to_vec()));
     }
     if !broken.is_empty() {
         eprintln!(
@@ -122,7 +122,7 @@ pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
     match result {
         Ok(loaded) => {
             if !args.json {
-                println!("{}", valid_line(&loaded, &path));
+                shown!("{}", valid_line(&loaded, &path));
             }
             Ok(EXIT_OK)
         }

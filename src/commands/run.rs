@@ -4,7 +4,8 @@
 //! code.
 
 use super::{
-    env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
+    env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_OK,
+    EXIT_TERMINATED, EXIT_USAGE,
 };
 use crate::cli::{RunArgs, StrategyArg};
 use crate::exec::budget::PriceTable;
@@ -169,11 +170,18 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
     });
-    let root = match &args.workspace {
-        Some(dir) => crate::project::absolute(dir),
-        None => crate::project::absolute(&base.join(&loaded.spec.workspace_path)),
+    let root = match crate::workspace::resolve_root(&base, &loaded.spec, args.workspace.as_deref())
+    {
+        Ok(root) => root,
+        Err(diagnostic) => {
+            context.print_diagnostics(&crate::diag::Diagnostics {
+                items: vec![diagnostic],
+            });
+            return Ok(EXIT_USAGE);
+        }
     };
     let workspace = Workspace::new(root);
+    crate::workspace::files::redact_writes(crate::redact::Redactor::for_models(&loaded.models));
     let lock =
         WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
     if let Some(pid) = lock.taken_over_from {
@@ -191,14 +199,21 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         ))
     })?;
 
-    let providers =
-        Providers::new(mode, settings.limits.max_reply_bytes).map_err(Failure::refused)?;
+    let providers = Providers::new(
+        mode,
+        settings.limits.max_reply_bytes,
+        crate::redact::Redactor::for_models(&loaded.models),
+    )
+    .map_err(Failure::refused)?;
     let mut reporter = if args.json {
         Reporter::Json(JsonReporter::default())
     } else {
         // Bars only on a terminal, and not with NO_COLOR, --quiet or --verbose (whose tokens stream).
         let progress = context.color && !args.quiet && !args.verbose;
-        Reporter::Human(HumanReporter::new(args.verbose, args.quiet, progress))
+        Reporter::Human(
+            HumanReporter::new(args.verbose, args.quiet, progress)
+                .with_redactor(crate::redact::Redactor::for_models(&loaded.models)),
+        )
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -214,14 +229,45 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         run_id: crate::exec::ids::run_id(),
         archived_previous: archived,
     };
+    // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
+    let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
     let mut manifest = runtime.block_on(async {
         let (interrupt_sender, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
+        // SIGTERM and SIGHUP are handled like Ctrl-C: the first drains and saves, the next
+        // aborts. Registered before the run starts, so none of them kills it unsaved.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut hangup = signal(SignalKind::hangup()).ok();
+        let stopped = std::sync::Arc::clone(&stopped_by);
         let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = interrupt_sender.send(Interrupt::Drain);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    let _ = interrupt_sender.send(Interrupt::Abort);
+            // A stream that cannot deliver waits for ever rather than reporting a signal.
+            async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+                let delivered = match stream {
+                    Some(stream) => stream.recv().await.is_some(),
+                    None => false,
+                };
+                if !delivered {
+                    std::future::pending::<()>().await;
                 }
+            }
+            for interrupt in [Interrupt::Drain, Interrupt::Abort] {
+                let ctrl_c = async {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let code = tokio::select! {
+                    () = ctrl_c => EXIT_INTERRUPTED,
+                    () = next(&mut terminate) => EXIT_TERMINATED,
+                    () = next(&mut hangup) => EXIT_HANGUP,
+                };
+                let _ = stopped.compare_exchange(
+                    0,
+                    code,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+                let _ = interrupt_sender.send(interrupt);
             }
         });
         let manifest = execute(&inputs, &mut interrupts, None, &mut |event| {
@@ -242,7 +288,10 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         eprintln!("error: {failure}");
     }
     drop(lock);
+    // A run stopped by a signal exits with that signal's code, even if its tasks all ended.
+    let signal_code = stopped_by.load(std::sync::atomic::Ordering::SeqCst);
     Ok(match status {
+        _ if signal_code != 0 => signal_code,
         _ if !failures.is_empty() => EXIT_FAILED,
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,

@@ -343,7 +343,7 @@ fn transport_error(error: &reqwest::Error, url: &str) -> ProviderError {
     } else {
         ErrorKind::Connect
     };
-    let mut message = format!("failed to reach `{url}`");
+    let mut message = format!("failed to reach `{}`", crate::redact::redact_urls(url));
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(cause) = source {
         message.push_str(": ");

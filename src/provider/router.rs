@@ -10,6 +10,7 @@ use super::local::LocalEngine;
 use super::ollama::Ollama;
 use super::openai::OpenAi;
 use super::record::{RecordFile, Recorder, Replay, Replayer};
+use crate::redact::Redactor;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -27,15 +28,51 @@ pub struct Providers {
     transport: HttpTransport,
     local: LocalEngine,
     mode: CallMode,
+    redactor: Arc<Redactor>,
     built: Mutex<HashMap<Endpoint, Arc<dyn ChatProvider>>>,
 }
 
+/// Hides the run's secrets in every error a provider reports (a server may echo a key back).
+struct Redacting {
+    inner: Arc<dyn ChatProvider>,
+    redactor: Arc<Redactor>,
+}
+
+impl ChatProvider for Redacting {
+    fn complete<'a>(
+        &'a self,
+        request: &'a super::ChatRequest,
+        call: super::CallContext<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<super::ChatResponse, super::ProviderError>> {
+        Box::pin(async move {
+            self.inner
+                .complete(request, call)
+                .await
+                .map_err(|mut error| {
+                    if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&error.message) {
+                        error.message = clean;
+                    }
+                    error
+                })
+        })
+    }
+
+    fn schema_support(&self) -> super::SchemaSupport {
+        self.inner.schema_support()
+    }
+}
+
 impl Providers {
-    pub fn new(mode: CallMode, max_reply_bytes: usize) -> Result<Providers, String> {
+    pub fn new(
+        mode: CallMode,
+        max_reply_bytes: usize,
+        redactor: Redactor,
+    ) -> Result<Providers, String> {
         Ok(Providers {
             transport: HttpTransport::new(max_reply_bytes)?,
             local: LocalEngine::default(),
             mode,
+            redactor: Arc::new(redactor),
             built: Mutex::new(HashMap::new()),
         })
     }
@@ -63,6 +100,10 @@ impl Providers {
                 Arc::new(Replay::new(Arc::clone(replayer), &endpoint.provider))
             }
         };
+        let provider: Arc<dyn ChatProvider> = Arc::new(Redacting {
+            inner: provider,
+            redactor: Arc::clone(&self.redactor),
+        });
         built.insert(endpoint.clone(), Arc::clone(&provider));
         provider
     }

@@ -1,8 +1,11 @@
 //! The reporter people read: SuperOptiX-style lines (`🔄 Task 2/3: ...`, `✅ Task X completed
 //! in 1.23s`, `❌ Task X failed: ...`), a progress bar on a terminal, `--verbose` detail and
-//! streamed tokens, and the closing summary table.
+//! streamed tokens, and the closing summary table. Everything it prints passes through
+//! [`crate::sanitize::terminal`] (no escape sequence from a goal, a name or a reply reaches the
+//! terminal) and the run's [`Redactor`] (no credential is shown).
 
 use crate::exec::RunEvent;
+use crate::redact::Redactor;
 use crate::workspace::{Manifest, RunStatus, TaskStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ pub struct HumanReporter {
     /// The task whose tokens were printed last, so a switch gets a heading.
     streaming: Option<String>,
     out: Box<dyn Write>,
+    redactor: Redactor,
 }
 
 impl HumanReporter {
@@ -31,10 +35,23 @@ impl HumanReporter {
             running: HashMap::new(),
             streaming: None,
             out: Box::new(std::io::stdout()),
+            redactor: Redactor::default(),
         }
     }
 
+    /// Hides these secrets (the run's keys and URL credentials) in everything printed.
+    pub fn with_redactor(mut self, redactor: Redactor) -> HumanReporter {
+        self.redactor = redactor;
+        self
+    }
+
+    /// Text as it may reach the terminal: credentials hidden, control characters escaped.
+    fn shown(&self, text: &str) -> String {
+        crate::sanitize::terminal(&self.redactor.redact(text)).into_owned()
+    }
+
     fn line(&mut self, text: &str) {
+        let text = &self.shown(text);
         if let Some(multi) = &self.multi {
             let _ = multi.println(text);
         } else {
@@ -115,7 +132,7 @@ impl HumanReporter {
                 }
                 if let Some(multi) = &self.multi {
                     let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_message(format!("{name} ({agent})"));
+                    bar.set_message(self.shown(&format!("{name} ({agent})")));
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     self.running.insert(name.clone(), bar);
                 }
@@ -134,12 +151,13 @@ impl HumanReporter {
             }
             RunEvent::Token { name, text } => {
                 if self.verbose && self.multi.is_none() {
+                    let text = self.shown(text);
                     let mut err = std::io::stderr();
                     if self.streaming.as_deref() != Some(name.as_str()) {
                         if self.streaming.is_some() {
                             let _ = writeln!(err);
                         }
-                        let _ = writeln!(err, "── {name} ──");
+                        let _ = writeln!(err, "── {} ──", self.shown(name));
                         self.streaming = Some(name.clone());
                     }
                     let _ = write!(err, "{text}");
@@ -224,7 +242,7 @@ impl HumanReporter {
                 if let Some(bar) = self.overall.take() {
                     bar.finish_and_clear();
                 }
-                let summary = summary(manifest);
+                let summary = self.shown(&summary(manifest));
                 let _ = write!(self.out, "{summary}");
                 let _ = self.out.flush();
             }

@@ -298,16 +298,23 @@ fn decode_language_model(d: &mut Decoder<'_>, node: &Node) -> Option<LanguageMod
         base_url,
         api_key: f.get("api_key").and_then(|n| d.string(n, "api_key")),
         temperature: f.get("temperature").and_then(|n| d.f64(n, "temperature")),
-        max_tokens: f.get("max_tokens").and_then(|n| d.u64(n, "max_tokens")),
+        max_tokens: f.get("max_tokens").and_then(|n| {
+            d.u64_in(
+                n,
+                "max_tokens",
+                1,
+                super::orchestra::limits::MAX_REPLY_TOKENS,
+            )
+        }),
         top_p: f.get("top_p").and_then(|n| d.f64(n, "top_p")),
         seed: f.get("seed").and_then(|n| d.u64(n, "seed")),
         rpm: f
             .get("rpm")
-            .and_then(|n| d.u64(n, "rpm"))
+            .and_then(|n| d.u64_in(n, "rpm", 0, super::orchestra::limits::MAX_RPM))
             .filter(|v| *v > 0),
         tpm: f
             .get("tpm")
-            .and_then(|n| d.u64(n, "tpm"))
+            .and_then(|n| d.u64_in(n, "tpm", 0, super::orchestra::limits::MAX_TPM))
             .filter(|v| *v > 0),
         loc: node.loc,
     };

@@ -99,6 +99,65 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// A whole number within `min..=max`; outside it (or too large to read) is an error at the
+    /// value, naming the bound.
+    pub fn u64_in(&mut self, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
+        if let Value::Scalar { text, plain: true } = &node.value {
+            let digits = text.trim().trim_start_matches('+');
+            if !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<i64>().is_err()
+            {
+                self.error(
+                    node,
+                    format!("`{what}` is too large: at most {max}"),
+                    format!("above {max}"),
+                );
+                return None;
+            }
+        }
+        let value = self.u64(node, what)?;
+        if value < min {
+            self.error(
+                node,
+                format!("`{what}` must be at least {min}"),
+                format!("below {min}"),
+            );
+            None
+        } else if value > max {
+            self.error(
+                node,
+                format!("`{what}` is too large: at most {max}"),
+                format!("above {max}"),
+            );
+            None
+        } else {
+            Some(value)
+        }
+    }
+
+    /// A finite number within `min..=max`, else an error at the value naming the bound.
+    pub fn f64_in(&mut self, node: &Node, what: &str, min: f64, max: f64) -> Option<f64> {
+        let value = self.f64(node, what)?;
+        if value < min {
+            self.error(
+                node,
+                format!("`{what}` must be at least {min}"),
+                format!("below {min}"),
+            );
+            None
+        } else if value > max {
+            self.error(
+                node,
+                format!("`{what}` is too large: at most {max}"),
+                format!("above {max}"),
+            );
+            None
+        } else {
+            Some(value)
+        }
+    }
+
     pub fn f64(&mut self, node: &Node, what: &str) -> Option<f64> {
         if node.is_null() {
             return None;

@@ -202,6 +202,8 @@ pub struct OrchestraSpec {
     pub workspace_kind: String,
     /// As written, relative to the project root.
     pub workspace_path: String,
+    /// Where `workspace.path` is written, when it is.
+    pub workspace_path_loc: Option<Loc>,
     pub execution: ExecutionSpec,
     pub agents: Vec<(AgentName, Loc)>,
     pub tasks: Vec<TaskSpec>,
@@ -217,6 +219,27 @@ impl OrchestraSpec {
     pub fn task_index(&self, name: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.name.as_str() == name)
     }
+}
+
+/// The bounds of every number a file may set: beyond them a value is a typo or an attack, never
+/// a plan (a retry count of 4294967295 would retry for ever).
+pub mod limits {
+    pub const MAX_PARALLEL: u64 = 4096;
+    /// One day.
+    pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+    pub const MAX_RETRY_COUNT: u64 = 20;
+    pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+    pub const MAX_CALLS: u64 = 10_000_000;
+    pub const MAX_USD: f64 = 1_000_000_000.0;
+    /// Thirty days.
+    pub const MAX_WALL_SECONDS: f64 = 2_592_000.0;
+    pub const MAX_RPM: u64 = 10_000_000;
+    pub const MAX_TPM: u64 = 10_000_000_000;
+    pub const MAX_REPLICAS: u64 = 10_000;
+    /// USD per million tokens.
+    pub const MAX_PRICE: f64 = 1_000_000.0;
+    /// Output tokens a playbook may ask for in one reply.
+    pub const MAX_REPLY_TOKENS: u64 = 10_000_000;
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -323,6 +346,7 @@ pub fn decode_orchestra(
     let mut description = None;
     let mut workspace_kind = "local_fs".to_string();
     let mut workspace_path = None;
+    let mut workspace_path_loc = None;
     let mut execution = ExecutionSpec::default();
     if let Some(node) = top.get("orchestra") {
         if let Some(entries) = d.map(node, "orchestra") {
@@ -356,8 +380,20 @@ pub fn decode_orchestra(
                                     .hint = Some(
                                     "write a folder such as `./orchestra_workspaces/<id>`".into(),
                                 );
+                            } else if let Some(reason) =
+                                crate::workspace::root::path_text_problem(&path)
+                            {
+                                d.error(
+                                    n,
+                                    format!("`workspace.path` `{path}` is refused: {reason}"),
+                                    "outside the project",
+                                )
+                                .hint = Some(
+                                    "use a folder of its own inside the project, such as `./orchestra_workspaces/<id>`, or pass `--workspace DIR`".into(),
+                                );
                             } else {
                                 workspace_path = Some(path);
+                                workspace_path_loc = Some(n.loc);
                             }
                         }
                     }
@@ -460,7 +496,9 @@ pub fn decode_orchestra(
     if let Some(n) = top.get("orchestration_type") {
         orchestration_type = d.string(n, "orchestration_type");
     }
-    let replicas = top.get("replicas").and_then(|n| d.u64(n, "replicas"));
+    let replicas = top
+        .get("replicas")
+        .and_then(|n| d.u64_in(n, "replicas", 0, limits::MAX_REPLICAS));
     let resources = top.get("resources").map(|n| {
         d.map(n, "resources");
         n.to_json()
@@ -484,6 +522,7 @@ pub fn decode_orchestra(
         version,
         workspace_kind,
         workspace_path,
+        workspace_path_loc,
         execution,
         agents,
         tasks,
@@ -553,23 +592,27 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
         }
     }
     if let Some(n) = f.get("max_parallel_tasks") {
-        if let Some(value) = d.u64(n, "max_parallel_tasks") {
-            if value < 1 {
-                d.error(n, "`max_parallel_tasks` must be at least 1", "below 1")
-                    .hint = Some("use 1 to run one task at a time".into());
-            } else {
-                execution.max_parallel_tasks = value.min(4096) as usize;
+        let before = d.diags.items.len();
+        match d.u64_in(n, "max_parallel_tasks", 1, limits::MAX_PARALLEL) {
+            Some(value) => execution.max_parallel_tasks = value as usize,
+            None => {
+                let below_one = n.scalar().is_some_and(|t| t.trim() == "0");
+                if let Some(last) = d
+                    .diags
+                    .items
+                    .get_mut(before..)
+                    .and_then(|new| new.last_mut())
+                {
+                    if below_one {
+                        last.hint = Some("use 1 to run one task at a time".into());
+                    }
+                }
             }
         }
     }
     if let Some(n) = f.get("task_timeout_seconds") {
-        if let Some(value) = d.u64(n, "task_timeout_seconds") {
-            if value == 0 {
-                d.error(n, "`task_timeout_seconds` must be at least 1", "zero")
-                    .hint = Some("the default is 300".into());
-            } else {
-                execution.task_timeout_seconds = Some(value);
-            }
+        if let Some(value) = d.u64_in(n, "task_timeout_seconds", 1, limits::MAX_TIMEOUT_SECONDS) {
+            execution.task_timeout_seconds = Some(value);
         }
     }
     if let Some(n) = f.get("retry_strategy") {
@@ -614,16 +657,16 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             let b = d.fields(entries, BUDGET_KEYS, "execution.budget", true);
             execution.budget.max_tokens = b
                 .get("max_tokens")
-                .and_then(|n| d.u64(n, "budget.max_tokens"));
+                .and_then(|n| d.u64_in(n, "budget.max_tokens", 0, limits::MAX_TOKENS));
             execution.budget.max_cost_usd = b
                 .get("max_cost_usd")
-                .and_then(|n| d.f64(n, "budget.max_cost_usd"));
+                .and_then(|n| d.f64_in(n, "budget.max_cost_usd", 0.0, limits::MAX_USD));
             execution.budget.max_llm_calls = b
                 .get("max_llm_calls")
-                .and_then(|n| d.u64(n, "budget.max_llm_calls"));
-            execution.budget.max_wall_seconds = b
-                .get("max_wall_seconds")
-                .and_then(|n| d.f64(n, "budget.max_wall_seconds"));
+                .and_then(|n| d.u64_in(n, "budget.max_llm_calls", 0, limits::MAX_CALLS));
+            execution.budget.max_wall_seconds = b.get("max_wall_seconds").and_then(|n| {
+                d.f64_in(n, "budget.max_wall_seconds", 0.0, limits::MAX_WALL_SECONDS)
+            });
         }
     }
     if let Some(n) = f.get("rate_limits") {
@@ -631,11 +674,11 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             let r = d.fields(entries, RATE_KEYS, "execution.rate_limits", true);
             execution.rate_limits.rpm = r
                 .get("rpm")
-                .and_then(|n| d.u64(n, "rate_limits.rpm"))
+                .and_then(|n| d.u64_in(n, "rate_limits.rpm", 0, limits::MAX_RPM))
                 .filter(|v| *v > 0);
             execution.rate_limits.tpm = r
                 .get("tpm")
-                .and_then(|n| d.u64(n, "rate_limits.tpm"))
+                .and_then(|n| d.u64_in(n, "rate_limits.tpm", 0, limits::MAX_TPM))
                 .filter(|v| *v > 0);
         }
     }
@@ -677,12 +720,8 @@ fn decode_group(d: &mut Decoder<'_>, node: &Node, index: usize) -> Option<TaskGr
         .unwrap_or(Strategy::Sequential);
     let mut max_concurrency = None;
     if let Some(n) = f.get("max_concurrency") {
-        if let Some(value) = d.u64(n, "max_concurrency") {
-            if value < 1 {
-                d.error(n, "`max_concurrency` must be at least 1", "below 1");
-            } else {
-                max_concurrency = Some(value.min(4096) as usize);
-            }
+        if let Some(value) = d.u64_in(n, "max_concurrency", 1, limits::MAX_PARALLEL) {
+            max_concurrency = Some(value as usize);
         }
     }
     Some(TaskGroupSpec {
@@ -865,19 +904,13 @@ fn decode_task(
             }
         }
     }
-    let mut timeout_seconds = None;
-    if let Some(n) = f.get("timeout_seconds") {
-        match d.u64(n, "timeout_seconds") {
-            Some(0) => {
-                d.error(n, "`timeout_seconds` must be at least 1", "zero");
-            }
-            value => timeout_seconds = value,
-        }
-    }
+    let timeout_seconds = f
+        .get("timeout_seconds")
+        .and_then(|n| d.u64_in(n, "timeout_seconds", 1, limits::MAX_TIMEOUT_SECONDS));
     let retry_count = f
         .get("retry_count")
-        .and_then(|n| d.u64(n, "retry_count"))
-        .map(|v| v.min(100) as u32);
+        .and_then(|n| d.u64_in(n, "retry_count", 0, limits::MAX_RETRY_COUNT))
+        .map(|v| v as u32);
     let expected_output = f
         .get("expected_output")
         .and_then(|n| d.string(n, "expected_output"))
@@ -911,10 +944,10 @@ fn decode_pricing(d: &mut Decoder<'_>, node: &Node, pricing: &mut HashMap<String
         let f = d.fields(inner, PRICE_KEYS, "pricing.<model>", true);
         let input = f
             .get("input_per_million")
-            .and_then(|n| d.f64(n, "input_per_million"));
+            .and_then(|n| d.f64_in(n, "input_per_million", 0.0, limits::MAX_PRICE));
         let output = f
             .get("output_per_million")
-            .and_then(|n| d.f64(n, "output_per_million"));
+            .and_then(|n| d.f64_in(n, "output_per_million", 0.0, limits::MAX_PRICE));
         match (input, output) {
             (Some(i), Some(o)) => {
                 pricing.insert(

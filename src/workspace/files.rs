@@ -39,16 +39,68 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_in(path.parent().unwrap_or(Path::new(".")), path, bytes)
 }
 
+/// The secrets every later write of this process hides (see [`redact_writes`]).
+static WRITE_REDACTOR: std::sync::OnceLock<crate::redact::Redactor> = std::sync::OnceLock::new();
+
+/// From now on, every file written through this module (outputs, error files, `run.json`,
+/// the cache, metrics, trace) has these secrets and every URL's userinfo replaced by `***`:
+/// the last line of defence, at the one place all workspace writes pass. Set once per process
+/// (the run's keys, from `Redactor::for_models`); URL userinfo is hidden even when unset.
+pub fn redact_writes(redactor: crate::redact::Redactor) {
+    let _ = WRITE_REDACTOR.set(redactor);
+}
+
+/// `bytes` with secrets hidden, when they are text.
+fn redacted(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return std::borrow::Cow::Borrowed(bytes);
+    };
+    let clean = match WRITE_REDACTOR.get() {
+        Some(redactor) => redactor.redact(text),
+        None => crate::redact::redact_urls(text),
+    };
+    match clean {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
+        std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temp file in `temp_dir` (on the same file system) and a
-/// rename, so the target's folder never holds a partial file, even after a kill -9.
+/// rename, so the target's folder never holds a partial file, even after a kill -9. Secrets
+/// are hidden first ([`redact_writes`]).
 pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let bytes = &*redacted(bytes);
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = temp_dir.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
+    let in_temp = |error: std::io::Error| {
+        std::io::Error::new(
+            error.kind(),
+            format!(
+                "the temp file `{}`: {error}",
+                crate::source::display_path(&temp)
+            ),
+        )
+    };
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
+        // A new file only: never opened through a link or over a file left by another process.
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&temp).map_err(in_temp)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)
+                    .map_err(in_temp)?
+            }
+            other => other.map_err(in_temp)?,
+        };
+        file.write_all(bytes).map_err(in_temp)?;
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -90,11 +142,30 @@ impl Workspace {
             .join(format!("{task}_error.txt"))
     }
 
+    /// Creates the layout and removes what runs killed mid-write left in `.tmp/` (only this
+    /// process, holding the lock, writes there now).
     pub fn create_layout(&self) -> std::io::Result<()> {
         for dir in [TASK_OUTPUTS, ARTIFACTS, FINAL_RESULTS, CACHE, TEMP] {
             std::fs::create_dir_all(self.root.join(dir))?;
         }
+        self.clean_temp()?;
         Ok(())
+    }
+
+    /// Removes every entry of `.tmp/` (orphans of killed runs); returns how many.
+    pub fn clean_temp(&self) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.root.join(TEMP))? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Moves the previous run's files under `history/<run-id>/`, so a new run never silently

@@ -1,14 +1,18 @@
-//! One run per workspace at a time: `.lock` holds the running process's pid. A lock whose
-//! process is gone (a crash, kill -9) is taken over with a warning.
+//! One run per workspace at a time: an OS advisory lock (`flock`) on `.lock`, held for the
+//! run's lifetime and released by the kernel when the process ends, however it ends. The pid in
+//! the file is information only (for the "in use by pid N" message and the take-over warning);
+//! it never decides who holds the lock, so a reused pid never blocks a workspace.
+//! Must not remove the lock file: a removed file lets a second run lock a fresh one.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("the workspace `{path}` is in use by another run (pid {pid}); wait for it to end or stop it")]
-    Busy { path: String, pid: u32 },
-    #[error("failed to lock the workspace `{path}`")]
+    #[error("the workspace `{path}` is in use by another run{}; wait for it to end or stop it", holder_text(*.pid))]
+    Busy { path: String, pid: Option<u32> },
+    #[error("failed to use the workspace `{path}`: {source}")]
     Io {
         path: String,
         #[source]
@@ -16,20 +20,42 @@ pub enum LockError {
     },
 }
 
+fn holder_text(pid: Option<u32>) -> String {
+    pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+}
+
 #[derive(Debug)]
 pub struct WorkspaceLock {
-    path: PathBuf,
-    /// The pid of a dead run whose lock was taken over.
+    /// Holds the `flock`; closing it (on drop or process exit) releases the lock.
+    file: std::fs::File,
+    /// The pid recorded by an earlier run that ended without releasing its record (a crash,
+    /// kill -9): its lock is gone, so the workspace was taken over.
     pub taken_over_from: Option<u32>,
 }
 
-fn alive(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
+/// `flock(LOCK_EX | LOCK_NB)`: `Ok(true)` when this process now holds the lock, `Ok(false)`
+/// when another open file description holds it.
+fn try_flock(file: &std::fs::File) -> std::io::Result<bool> {
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if result == 0 {
+            return Ok(true);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(error),
+        }
     }
-    // SAFETY: kill with signal 0 only checks that the process exists; it sends nothing.
-    let result = unsafe { libc::kill(pid as i32, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn read_pid(file: &mut std::fs::File) -> Option<u32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse::<u32>().ok()
 }
 
 impl WorkspaceLock {
@@ -40,47 +66,63 @@ impl WorkspaceLock {
             source,
         };
         std::fs::create_dir_all(workspace).map_err(io)?;
-        let mut taken_over_from = None;
-        for _ in 0..3 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    file.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(io)?;
-                    return Ok(WorkspaceLock {
-                        path,
-                        taken_over_from,
-                    });
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if alive(pid) && pid != std::process::id() => {
-                            return Err(LockError::Busy {
-                                path: crate::source::display_path(workspace),
-                                pid,
-                            })
-                        }
-                        other => {
-                            taken_over_from = other;
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(error) => return Err(io(error)),
-            }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        if !try_flock(&file).map_err(io)? {
+            return Err(LockError::Busy {
+                path: crate::source::display_path(workspace),
+                pid: read_pid(&mut file),
+            });
         }
-        Err(io(std::io::Error::other("the lock file keeps reappearing")))
+        let taken_over_from = read_pid(&mut file).filter(|pid| *pid != std::process::id());
+        let record = (|| {
+            file.set_len(0)?;
+            file.rewind()?;
+            file.write_all(std::process::id().to_string().as_bytes())
+        })();
+        record.map_err(io)?;
+        Ok(WorkspaceLock {
+            file,
+            taken_over_from,
+        })
     }
 }
 
 impl Drop for WorkspaceLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Still holding the lock: clear the pid, so the next run sees a clean end. The kernel
+        // releases the lock when the file closes.
+        let _ = self.file.set_len(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_workspace_is_busy_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = WorkspaceLock::acquire(dir.path()).expect("first");
+        match WorkspaceLock::acquire(dir.path()) {
+            Err(LockError::Busy { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected busy, got {other:?}"),
+        }
+        drop(first);
+        let again = WorkspaceLock::acquire(dir.path()).expect("free again");
+        assert_eq!(again.taken_over_from, None);
+    }
+
+    #[test]
+    fn a_reused_pid_in_the_file_never_blocks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(".lock"), "1").expect("write");
+        let lock = WorkspaceLock::acquire(dir.path()).expect("pid 1 does not hold the lock");
+        assert_eq!(lock.taken_over_from, Some(1));
     }
 }

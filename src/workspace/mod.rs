@@ -5,6 +5,7 @@
 pub mod files;
 pub mod lock;
 pub mod manifest;
+pub mod root;
 pub mod writer;
 
 pub use files::{write_atomic, Workspace};
@@ -12,4 +13,5 @@ pub use lock::{LockError, WorkspaceLock};
 pub use manifest::{
     AttemptRecord, CallRecord, Manifest, RunStatus, TaskRecord, TaskStatus, MANIFEST_SCHEMA_VERSION,
 };
+pub use root::resolve_root;
 pub use writer::{BackgroundWriter, Pending, WriteError};

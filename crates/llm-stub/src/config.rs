@@ -32,6 +32,9 @@ pub enum Step {
     Empty,
     /// `200` with this exact content.
     Text(String),
+    /// Exactly these bytes as the whole response (status line, headers, body, or nothing at
+    /// all), then the connection closes: garbage, hostile headers, a reset before any byte.
+    Raw(Vec<u8>),
 }
 
 impl Step {
@@ -56,6 +59,11 @@ impl Step {
     /// `Step::Text`.
     pub fn text(text: impl Into<String>) -> Step {
         Step::Text(text.into())
+    }
+
+    /// `Step::Raw`.
+    pub fn raw(bytes: impl Into<Vec<u8>>) -> Step {
+        Step::Raw(bytes.into())
     }
 }
 

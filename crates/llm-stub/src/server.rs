@@ -349,6 +349,8 @@ enum Plan {
     },
     /// A chat reply built after the wait.
     Chat { proto: Protocol, kind: ChatKind },
+    /// These bytes, then close.
+    Raw(Vec<u8>),
 }
 
 enum ChatKind {
@@ -645,6 +647,7 @@ impl Conn {
                         retry_after,
                         message,
                     } => error_plan(proto, code, &message, retry_after),
+                    Step::Raw(bytes) => Plan::Raw(bytes),
                 }
             }
         } else {
@@ -704,6 +707,11 @@ impl Conn {
                 self.write_chat(&shared, &rec, proto, kind, conn, received_at)
                     .await
                     && keep_alive
+            }
+            Plan::Raw(bytes) => {
+                let _ = self.stream.write_all(&bytes).await;
+                let _ = self.stream.shutdown().await;
+                false
             }
         }
     }

@@ -498,3 +498,30 @@ async fn async_start_inside_a_runtime() {
         .await
         .is_err());
 }
+
+#[test]
+fn raw_step_sends_exactly_its_bytes_then_closes() {
+    use std::io::Read;
+    let bytes = b"HTTP/1.1 200 OK\r\nx-evil: \x1b[31m\r\n\r\ngarbage".to_vec();
+    let server = StubServer::start_background(
+        StubConfig::default().script(vec![Step::raw(bytes.clone()), Step::raw(Vec::new())]),
+    )
+    .unwrap();
+    for expected in [bytes, Vec::new()] {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        let body = chat("a", false).to_string();
+        write!(
+            stream,
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        assert_eq!(got, expected);
+    }
+    assert_eq!(server.request_count(), 2);
+}

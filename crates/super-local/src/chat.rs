@@ -189,10 +189,26 @@ impl PromptCounter {
         })
     }
 
+    /// The prompt's tokens. A prompt longer than [`EXACT_COUNT_BYTES`] (far beyond the
+    /// model's context) is counted exactly over its first `EXACT_COUNT_BYTES` and extrapolated
+    /// by length, so a dry run stays fast and linear on a huge description (a 100 MB one took
+    /// minutes and gigabytes when every byte went through the tokenizer).
     pub fn count(&self, messages: &[ChatMessage]) -> Result<usize, LocalError> {
-        Ok(self.tokenizer.token_count(&self.template.render(messages)?))
+        let prompt = self.template.render(messages)?;
+        if prompt.len() <= EXACT_COUNT_BYTES {
+            return Ok(self.tokenizer.token_count(&prompt));
+        }
+        let mut cut = EXACT_COUNT_BYTES;
+        while !prompt.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let counted = self.tokenizer.token_count(&prompt[..cut]);
+        Ok((counted as u128 * prompt.len() as u128 / cut.max(1) as u128) as usize)
     }
 }
+
+/// Prompts up to this size are counted token by token; longer ones are extrapolated.
+pub const EXACT_COUNT_BYTES: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
