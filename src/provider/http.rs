@@ -3,7 +3,7 @@
 //! reporter as they arrive. One reqwest client is shared by the whole run. Never touches the
 //! workspace and never logs a key.
 
-use super::endpoint::{Endpoint, Protocol};
+use super::endpoint::{Auth, Endpoint, Protocol};
 use super::types::{
     ChatRequest, ChatResponse, ErrorKind, ProviderError, RateHints, TokenSink, Usage,
 };
@@ -40,14 +40,8 @@ impl HttpClient {
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
         let (url, body) = match endpoint.protocol {
-            Protocol::OpenAi => (
-                format!("{}/chat/completions", endpoint.base_url),
-                openai_body(request),
-            ),
-            Protocol::Ollama => (
-                format!("{}/api/chat", endpoint.base_url),
-                ollama_body(request),
-            ),
+            Protocol::OpenAi => (endpoint.url("/chat/completions"), openai_body(request)),
+            Protocol::Ollama => (endpoint.url("/api/chat"), ollama_body(request)),
             Protocol::Anthropic => {
                 let base = endpoint.base_url.trim_end_matches("/v1");
                 (format!("{base}/v1/messages"), anthropic_body(request))
@@ -61,9 +55,10 @@ impl HttpClient {
         };
         let mut builder = self.client.post(&url).json(&body);
         if let Some(key) = &endpoint.api_key {
-            builder = match endpoint.protocol {
-                Protocol::Anthropic => builder.header("x-api-key", key.expose()),
-                _ => builder.bearer_auth(key.expose()),
+            builder = match endpoint.auth {
+                Auth::XApiKey => builder.header("x-api-key", key.expose()),
+                Auth::AzureApiKey => builder.header("api-key", key.expose()),
+                Auth::Bearer => builder.bearer_auth(key.expose()),
             };
         }
         if endpoint.protocol == Protocol::Anthropic {

@@ -160,6 +160,8 @@ pub struct RateLimitSpec {
 pub struct ExecutionSpec {
     pub strategy: Strategy,
     pub max_parallel_tasks: usize,
+    /// Where `max_parallel_tasks` was written, for the planner's warnings.
+    pub max_parallel_loc: Option<Loc>,
     pub task_timeout_seconds: Option<u64>,
     pub retry_strategy: RetryStrategy,
     pub enable_metrics: bool,
@@ -174,6 +176,7 @@ impl Default for ExecutionSpec {
         ExecutionSpec {
             strategy: Strategy::Sequential,
             max_parallel_tasks: 1,
+            max_parallel_loc: None,
             task_timeout_seconds: None,
             retry_strategy: RetryStrategy::ExponentialBackoff,
             enable_metrics: true,
@@ -420,6 +423,10 @@ pub fn decode_orchestra(
     match top.get("tasks") {
         Some(node) => {
             if let Some(items) = d.seq(node, "tasks") {
+                if items.is_empty() {
+                    d.error(node, "the orchestra has no tasks; nothing would run", "an empty list")
+                        .hint = Some("add at least one `- name: ...` entry with an `agent:` and a `description:`, or pull agents with `super agent pull NAME` and run `super orchestra create`".into());
+                }
                 for item in items {
                     decode_task(
                         &mut d,
@@ -559,6 +566,7 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
                     .hint = Some("use 1 to run one task at a time".into());
             } else {
                 execution.max_parallel_tasks = value.min(4096) as usize;
+                execution.max_parallel_loc = Some(n.loc);
             }
         }
     }

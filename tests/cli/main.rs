@@ -7,5 +7,6 @@ mod create;
 mod diagnostics;
 mod durable;
 mod local;
+mod projects;
 mod runner;
 mod support;
