@@ -509,3 +509,126 @@ fn a_failed_run_does_not_print_the_success_line() {
         stdout(&run)
     );
 }
+
+#[test]
+fn every_library_agent_is_pulled_created_validated_and_run_on_the_stub() {
+    let server = StubServer::start_background(StubConfig::default()).expect("stub");
+    let project = Project::init("all");
+    let list = project.run(&["agent", "list", "--library"]);
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    let text = stdout(&list);
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[library] "))
+        .filter_map(|rest| rest.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 40, "{text}");
+    for group in [
+        "marketing:",
+        "research:",
+        "data:",
+        "finance:",
+        "legal:",
+        "support:",
+        "product:",
+        "security:",
+        "education:",
+        "management:",
+        "software:",
+    ] {
+        assert!(text.contains(group), "{group} in {text}");
+    }
+    assert!(
+        !text.contains("Project agents"),
+        "--library lists the library only"
+    );
+
+    let mut pull = vec!["agent", "pull"];
+    pull.extend(names.iter().map(String::as_str));
+    let pulled = project.run(&pull);
+    assert_eq!(code(&pulled), 0, "{}", stderr(&pulled));
+
+    let compile = project.run(&["agent", "compile", "--all"]);
+    assert_eq!(code(&compile), 0, "{}", stderr(&compile));
+    assert!(
+        stdout(&compile).contains("no compile step")
+            && stdout(&compile).contains(&format!("{} playbooks valid", names.len())),
+        "{}",
+        stdout(&compile)
+    );
+
+    let create = project.run(&["orchestra", "create", "everyone"]);
+    assert_eq!(code(&create), 0, "{}", stderr(&create));
+    let base = server.openai_base_url();
+    let endpoint = ["--provider", "openai", "--base-url", base.as_str()];
+    let mut validate = vec!["orchestra", "validate", "everyone", "--strict"];
+    validate.extend(endpoint);
+    let validated = project.run(&validate);
+    assert_eq!(code(&validated), 0, "{}", stderr(&validated));
+
+    let mut run = vec!["orchestra", "run", "everyone", "--goal", "launch a product"];
+    run.extend(endpoint);
+    let ran = project.run(&run);
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    // Every agent ran at least one task, each a call with its persona.
+    let requests = server.requests();
+    assert!(requests.len() >= names.len(), "{} calls", requests.len());
+    let manifest = project.manifest("everyone");
+    let agents: std::collections::BTreeSet<&str> = manifest["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .filter_map(|t| t["agent"].as_str())
+        .collect();
+    assert_eq!(agents.len(), names.len());
+}
+
+#[test]
+fn pull_suggests_close_names_and_show_compile_optimize_speak_plainly() {
+    let project = Project::init("typos");
+    let pull = project.run(&["agent", "pull", "seo_specalist"]);
+    assert_eq!(code(&pull), 2);
+    assert!(
+        stderr(&pull).contains("did you mean `seo_specialist`"),
+        "{}",
+        stderr(&pull)
+    );
+    assert!(!project.path("typos/agents/seo_specialist").exists());
+
+    let show = project.run(&["agent", "show", "project_manger"]);
+    assert_eq!(code(&show), 2);
+    assert!(
+        stderr(&show).contains("`project_manager`"),
+        "{}",
+        stderr(&show)
+    );
+
+    assert_eq!(code(&project.run(&["agent", "pull", "project_manager"])), 0);
+    let compile = project.run(&["agent", "compile", "Project Manager"]);
+    assert_eq!(code(&compile), 0, "{}", stderr(&compile));
+    assert!(stdout(&compile).contains("1 playbook valid"));
+    let neither = project.run(&["agent", "compile"]);
+    assert_eq!(code(&neither), 2, "NAME or --all is required");
+
+    // A broken playbook fails compile with its line.
+    let dir = project.path("typos/agents/broken/playbook");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("broken_playbook.yaml"), "apiVersion: agent/v1\nkind: AgentSpec\nmetadata:\n  id: broken\nspec:\n  language_model:\n    provider: bedrock\n    model: x\n").expect("write");
+    let compile = project.run(&["agent", "compile", "--all"]);
+    assert_eq!(code(&compile), 2);
+    assert!(
+        stderr(&compile).contains("broken_playbook.yaml:7")
+            && stderr(&compile).contains("not supported"),
+        "{}",
+        stderr(&compile)
+    );
+
+    let optimize = project.run(&["agent", "optimize", "project_manager"]);
+    assert_eq!(code(&optimize), 1);
+    let err = stderr(&optimize);
+    assert!(
+        err.contains("not provided") && err.contains("edit the playbook's persona"),
+        "{err}"
+    );
+}
