@@ -118,6 +118,10 @@ impl Plan {
                     if !deps[i].contains(&j) {
                         deps[i].push(j);
                     }
+                    // `dependency_type: requires_output` hands the output over, as `context` does.
+                    if dependency.passes_output() && !context[i].contains(&j) {
+                        context[i].push(j);
+                    }
                     edge_loc.entry((i, j)).or_insert(dependency.task.loc);
                 }
             }

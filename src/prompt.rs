@@ -1,5 +1,6 @@
-//! The prompt a task sends. System: the agent's persona and the instruction of its playbook
-//! task. User: the task description with `{goal}` filled in, the goal itself, the expected
+//! The prompt a task sends. System: the agent's persona, the instruction of its playbook task,
+//! what the task receives (its `inputs`, filled by the goal and the context) and what it must
+//! answer (its `outputs`, named, typed and described). User: the task description with `{goal}` filled in, the goal itself, the expected
 //! output, then each context task's output under a heading naming the task and its agent.
 
 use crate::spec::{AgentSpec, TaskSpec};
@@ -49,8 +50,39 @@ pub fn system_message(agent: &AgentSpec, task: &TaskSpec) -> String {
         if let Some(instruction) = instruction {
             let _ = write!(out, "\nInstruction: {}\n", instruction.trim());
         }
+        if !playbook_task.inputs.is_empty() {
+            let _ = write!(
+                out,
+                "\nYou receive (from the goal and the earlier tasks' outputs in the message):\n"
+            );
+            for field in &playbook_task.inputs {
+                let _ = writeln!(out, "{}", field_line(field));
+            }
+        }
+        if !playbook_task.outputs.is_empty() {
+            let _ = write!(out, "\nAnswer with:\n");
+            for field in &playbook_task.outputs {
+                let _ = writeln!(out, "{}", field_line(field));
+            }
+        }
     }
     out.trim_end().to_string()
+}
+
+/// `- name (type): description`, leaving out what the playbook does not say.
+fn field_line(field: &crate::spec::agent::FieldSpec) -> String {
+    let mut line = format!("- {}", field.name.trim());
+    if let Some(kind) = field.kind.as_deref().filter(|k| !k.trim().is_empty()) {
+        let _ = write!(line, " ({})", kind.trim());
+    }
+    if let Some(description) = field
+        .description
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
+        let _ = write!(line, ": {}", description.trim());
+    }
+    line
 }
 
 pub fn user_message(task: &TaskSpec, goal: &str, context: &[ContextOutput<'_>]) -> String {

@@ -574,10 +574,11 @@ pub fn resolve(
             query,
         },
         model,
-        temperature: overrides.temperature.or(lm.and_then(|s| s.temperature)),
-        max_tokens: overrides.max_tokens.or(lm.and_then(|s| s.max_tokens)),
-        top_p: lm.and_then(|s| s.top_p),
-        seed: overrides.seed.or(lm.and_then(|s| s.seed)),
+        // Sampling belongs to the agent, not the endpoint: it survives `--provider`/`--model`.
+        temperature: overrides.temperature.or(spec.and_then(|s| s.temperature)),
+        max_tokens: overrides.max_tokens.or(spec.and_then(|s| s.max_tokens)),
+        top_p: spec.and_then(|s| s.top_p),
+        seed: overrides.seed.or(spec.and_then(|s| s.seed)),
         rpm: lm.and_then(|s| s.rpm),
         tpm: lm.and_then(|s| s.tpm),
     };

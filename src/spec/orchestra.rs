@@ -114,7 +114,25 @@ pub struct TaskRef {
 #[derive(Debug, Clone)]
 pub struct DependencySpec {
     pub task: TaskRef,
+    /// `completion` (wait for it) or `requires_output` (wait, and pass its output like `context`).
     pub dependency_type: String,
+    /// How long the task may wait for this dependency, as written; the dependency's own timeout
+    /// bounds the wait today.
+    pub timeout_seconds: Option<u64>,
+}
+
+impl DependencySpec {
+    /// Whether the dependency's output reaches the prompt, as `context` does.
+    pub fn passes_output(&self) -> bool {
+        matches!(
+            self.dependency_type
+                .trim()
+                .to_ascii_lowercase()
+                .replace('-', "_")
+                .as_str(),
+            "requires_output" | "output" | "data"
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +292,7 @@ const TASK_KEYS: &[&str] = &[
     "retry_count",
     "expected_output",
 ];
-const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type"];
+const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type", "timeout_seconds"];
 const PRICE_KEYS: &[&str] = &["input_per_million", "output_per_million"];
 
 /// Reads an orchestra from its parsed YAML. Returns the spec whenever the document has the
@@ -825,6 +843,7 @@ fn decode_task(
                             loc: item.loc,
                         },
                         dependency_type: "completion".into(),
+                        timeout_seconds: None,
                     });
                     continue;
                 }
@@ -836,6 +855,9 @@ fn decode_task(
                     .get("dependency_type")
                     .and_then(|n| d.string(n, "dependency_type"))
                     .unwrap_or_else(|| "completion".into());
+                let timeout_seconds = g
+                    .get("timeout_seconds")
+                    .and_then(|n| d.u64(n, "dependencies[].timeout_seconds"));
                 match g.get("task_name") {
                     Some(t) => {
                         if let Some(task) = d.string(t, "dependencies[].task_name") {
@@ -845,6 +867,7 @@ fn decode_task(
                                     loc: t.loc,
                                 },
                                 dependency_type,
+                                timeout_seconds,
                             });
                         }
                     }

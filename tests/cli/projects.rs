@@ -632,3 +632,95 @@ fn pull_suggests_close_names_and_show_compile_optimize_speak_plainly() {
         "{err}"
     );
 }
+
+#[test]
+fn playbook_inputs_and_outputs_reach_the_prompt_and_requires_output_passes_output() {
+    let server = StubServer::start_background(StubConfig::default()).expect("stub");
+    let project = Project::empty();
+    let lm = language_model("openai", &server.openai_base_url());
+    project.agent(
+        "designer",
+        &crate::support::playbook("designer", "Designer", "design", &lm),
+    );
+    let playbook = format!(
+        "apiVersion: agent/v1
+kind: AgentSpec
+metadata:
+  id: builder
+spec:
+{lm}  persona:
+    role: Builder
+  tasks:
+  - name: build
+    instruction: Build what the design says.
+    inputs:
+    - name: design_doc
+      type: str
+      description: The design to follow.
+    outputs:
+    - name: build_plan
+      type: list
+      description: Numbered build steps.
+"
+    );
+    project.agent("builder", &playbook);
+    project.orchestra(
+        "deps",
+        "orchestra:\n  id: deps\ntasks:\n  - name: design\n    agent: designer\n    description: Design '{goal}'.\n  - name: build\n    agent: builder\n    description: Build '{goal}'.\n    dependencies:\n      - task_name: design\n        dependency_type: requires_output\n        timeout_seconds: 120\n",
+    );
+    let validate = project.run(&["orchestra", "validate", "deps", "--strict"]);
+    assert_eq!(code(&validate), 0, "{}", stderr(&validate));
+    let run = project.run(&["orchestra", "run", "deps", "--goal", "a bridge"]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let system = |i: usize| -> String {
+        requests[i].body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        system(1).contains("- design_doc (str): The design to follow.")
+            && system(1).contains("Answer with:\n- build_plan (list): Numbered build steps."),
+        "{}",
+        system(1)
+    );
+    assert!(
+        system(0).contains("- result (str): The result."),
+        "{}",
+        system(0)
+    );
+    let users = crate::support::user_messages(&server);
+    assert!(
+        users[1].contains("Output of `design` (designer)"),
+        "{}",
+        users[1]
+    );
+}
+
+#[test]
+fn sampling_settings_survive_a_provider_override() {
+    let server = StubServer::start_background(StubConfig::default()).expect("stub");
+    let project = provider_project(
+        "  language_model:\n    provider: ollama\n    model: llama3.2\n    temperature: 0.3\n    max_tokens: 77\n",
+    );
+    let run = project.run(&[
+        "orchestra",
+        "run",
+        "one",
+        "--goal",
+        "x",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        &server.openai_base_url(),
+    ]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let body = &server.requests()[0].body;
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["temperature"], 0.3);
+    assert_eq!(body["max_tokens"], 77);
+}
