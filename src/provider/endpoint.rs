@@ -680,4 +680,117 @@ mod tests {
             Err(ResolveError::UnknownProvider { .. })
         ));
     }
+
+    fn playbook(provider: &str, model: Option<&str>, base: Option<&str>) -> LanguageModelSpec {
+        LanguageModelSpec {
+            provider: Some(provider.into()),
+            model: model.map(str::to_string),
+            base_url: base.map(str::to_string),
+            ..LanguageModelSpec::default()
+        }
+    }
+
+    #[test]
+    fn gemini_takes_either_key_and_speaks_openai() {
+        let spec = playbook("google-genai", None, None);
+        let env = |name: &str| (name == "GOOGLE_API_KEY").then(|| "g-2".to_string());
+        let choice = resolve(Some(&spec), &ModelOverrides::default(), &env).expect("resolves");
+        assert_eq!(choice.endpoint.protocol, Protocol::OpenAi);
+        assert_eq!(choice.endpoint.provider, "google");
+        assert_eq!(
+            choice.endpoint.url("/chat/completions"),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
+        assert_eq!(choice.endpoint.auth, Auth::Bearer);
+        let both = |name: &str| match name {
+            "GEMINI_API_KEY" => Some("g-1".to_string()),
+            "GOOGLE_API_KEY" => Some("g-2".to_string()),
+            _ => None,
+        };
+        let choice = resolve(Some(&spec), &ModelOverrides::default(), &both).expect("resolves");
+        assert_eq!(
+            choice.endpoint.api_key.as_ref().map(Secret::expose),
+            Some("g-1")
+        );
+        let error = resolve(Some(&spec), &ModelOverrides::default(), &no_env).expect_err("key");
+        assert!(error.message().contains("GEMINI_API_KEY"));
+    }
+
+    #[test]
+    fn azure_builds_the_deployment_url_and_uses_the_api_key_header() {
+        let mut spec = playbook(
+            "azure_openai",
+            Some("azure/prod-4o"),
+            Some("https://x.openai.azure.com/"),
+        );
+        spec.api_version = Some("2024-06-01".into());
+        let env = |name: &str| (name == "AZURE_OPENAI_API_KEY").then(|| "az".to_string());
+        let choice = resolve(Some(&spec), &ModelOverrides::default(), &env).expect("resolves");
+        assert_eq!(choice.model, "prod-4o");
+        assert_eq!(choice.endpoint.auth, Auth::AzureApiKey);
+        assert_eq!(
+            choice.endpoint.url("/chat/completions"),
+            "https://x.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-06-01"
+        );
+        let error = resolve(Some(&spec), &ModelOverrides::default(), &no_env).expect_err("key");
+        assert!(error.message().contains("AZURE_OPENAI_API_KEY"));
+        let bare = playbook("azure", Some("d"), None);
+        let error = resolve(Some(&bare), &ModelOverrides::default(), &env).expect_err("endpoint");
+        assert!(
+            error.hint().contains("AZURE_OPENAI_ENDPOINT"),
+            "{}",
+            error.hint()
+        );
+    }
+
+    #[test]
+    fn proxies_need_an_endpoint_local_servers_get_v1_and_bedrock_is_refused() {
+        let error = resolve(
+            Some(&playbook("litellm", Some("m"), None)),
+            &ModelOverrides::default(),
+            &no_env,
+        )
+        .expect_err("no endpoint");
+        assert!(matches!(error, ResolveError::MissingBaseUrl { .. }));
+        let choice = resolve(
+            Some(&playbook(
+                "lm_studio",
+                Some("m"),
+                Some("http://127.0.0.1:1234/"),
+            )),
+            &ModelOverrides::default(),
+            &no_env,
+        )
+        .expect("resolves");
+        assert_eq!(choice.endpoint.base_url, "http://127.0.0.1:1234/v1");
+        let error = resolve(
+            Some(&playbook("bedrock", Some("m"), None)),
+            &ModelOverrides::default(),
+            &no_env,
+        )
+        .expect_err("refused");
+        assert!(matches!(error, ResolveError::Unsupported { .. }));
+        assert!(error.hint().contains("LiteLLM"));
+        assert!(!known_providers().contains(&"bedrock"));
+    }
+
+    #[test]
+    fn sampling_survives_a_provider_override_but_the_endpoint_does_not() {
+        let mut spec = playbook("ollama", Some("llama3.2"), Some("http://gpu:11434"));
+        spec.temperature = Some(0.3);
+        spec.max_tokens = Some(77);
+        spec.rpm = Some(10);
+        let overrides = ModelOverrides {
+            provider: Some("openai".into()),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            ..ModelOverrides::default()
+        };
+        let choice = resolve(Some(&spec), &overrides, &no_env).expect("resolves");
+        assert_eq!(
+            (choice.temperature, choice.max_tokens),
+            (Some(0.3), Some(77))
+        );
+        assert_eq!(choice.model, "gpt-4o-mini");
+        assert_eq!(choice.rpm, None);
+    }
 }
