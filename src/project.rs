@@ -154,6 +154,8 @@ pub struct Project {
     pub root: PathBuf,
     /// The `project:` of `.super`; agents and orchestras live under `<root>/<name>/`.
     pub name: Option<String>,
+    /// The agents and their names, read once per command (`orchestra list` loads many files).
+    agents: std::sync::OnceLock<AgentIndex>,
 }
 
 impl Project {
@@ -182,6 +184,7 @@ impl Project {
         Ok(Project {
             name: project_name(&text),
             root,
+            agents: std::sync::OnceLock::new(),
         })
     }
 
@@ -226,8 +229,13 @@ impl Project {
         Ok(self.agent_index().resolve(agent)?.cloned())
     }
 
-    /// Every agent with a playbook and the names it answers to (reads each playbook's metadata).
+    /// Every agent with a playbook and the names it answers to (reads each playbook's metadata
+    /// once; a command that writes a playbook and looks again opens the project again).
     pub fn agent_index(&self) -> AgentIndex {
+        self.agents.get_or_init(|| self.read_agent_index()).clone()
+    }
+
+    fn read_agent_index(&self) -> AgentIndex {
         let entries = self
             .list_agents()
             .into_iter()
