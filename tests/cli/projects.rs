@@ -478,7 +478,18 @@ fn provider_errors_name_the_agent_and_the_playbook_line() {
         "{err}"
     );
 
-    // A hosted provider with no key, and no model where none is implied.
+    // A local server with no model: the agent and the line, not just "no model given".
+    let project = provider_project("  language_model:\n    provider: vllm\n");
+    let validate = project.run(&["orchestra", "validate", "one"]);
+    assert_eq!(code(&validate), 2);
+    let err = stderr(&validate);
+    assert!(
+        err.contains("agent `worker`: no model given for provider `vllm`")
+            && err.contains("worker_playbook.yaml:10"),
+        "{err}"
+    );
+
+    // A hosted provider with no key.
     let project = provider_project("  language_model:\n    provider: huggingface\n");
     let mut command = project.command();
     for variable in PROVIDER_ENV {
