@@ -81,27 +81,36 @@ pub struct AgentIndex {
 }
 
 impl AgentIndex {
-    /// The agent `name` finds (by folder, `metadata.id` or slugged `metadata.name`, compared as
-    /// slugs), `None` when none does, an error when two playbooks do.
+    /// The agent `name` finds: by folder (as written, then slugged), else by `metadata.id`, else
+    /// by `metadata.name`, all compared as slugs. The first kind of name that matches decides,
+    /// so everything upstream finds by folder still finds the same playbook; two playbooks
+    /// matching at that level are an error naming both. `None` when nothing matches.
     pub fn resolve(&self, name: &str) -> Result<Option<&AgentEntry>, AmbiguousAgent> {
         let wanted = slug(name);
-        let mut found: Option<&AgentEntry> = None;
-        for entry in &self.entries {
-            if !entry.keys().contains(&wanted) {
-                continue;
-            }
-            match found {
-                Some(first) if first.path != entry.path => {
+        let exact = name.trim().to_lowercase();
+        let levels: [&dyn Fn(&AgentEntry) -> bool; 4] = [
+            &|entry| entry.folder == exact,
+            &|entry| slug(&entry.folder) == wanted,
+            &|entry| entry.id.as_deref().map(slug).as_deref() == Some(wanted.as_str()),
+            &|entry| entry.display_name.as_deref().map(slug).as_deref() == Some(wanted.as_str()),
+        ];
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        for matches in levels {
+            let mut found = self.entries.iter().filter(|entry| matches(entry));
+            if let Some(first) = found.next() {
+                if let Some(second) = found.find(|entry| entry.path != first.path) {
                     return Err(AmbiguousAgent {
-                        name: name.to_string(),
+                        name: name.trim().to_string(),
                         first: first.path.clone(),
-                        second: entry.path.clone(),
-                    })
+                        second: second.path.clone(),
+                    });
                 }
-                _ => found = Some(entry),
+                return Ok(Some(first));
             }
         }
-        Ok(found)
+        Ok(None)
     }
 
     /// The name an orchestra should write for `entry`: the first of its folder, id and name
@@ -484,21 +493,30 @@ mod tests {
     }
 
     #[test]
-    fn two_playbooks_with_one_name_are_ambiguous() {
+    fn the_folder_decides_first_and_a_shared_id_is_ambiguous() {
         let index = AgentIndex {
             entries: vec![
                 entry("report", Some("writer"), None),
                 entry("writer", None, None),
+                entry("copy_a", Some("shared"), Some("Twin")),
+                entry("copy_b", Some("shared"), Some("Twin")),
             ],
         };
-        let error = index.resolve("writer").expect_err("ambiguous");
-        assert!(error.to_string().contains("report_playbook.yaml"));
-        assert!(error.to_string().contains("writer_playbook.yaml"));
-        // Create writes the folder name, which only one of them answers to.
-        assert_eq!(
-            index.resolving_name(&index.entries[0]).as_deref(),
-            Some("report")
-        );
-        assert_eq!(index.resolving_name(&index.entries[1]), None);
+        // `writer` is a folder: found as upstream finds it, whatever other ids say.
+        let found = index
+            .resolve("writer")
+            .expect("the folder decides")
+            .expect("found");
+        assert_eq!(found.folder, "writer");
+        let error = index.resolve("shared").expect_err("two ids");
+        assert!(error.to_string().contains("copy_a_playbook.yaml"));
+        assert!(error.to_string().contains("copy_b_playbook.yaml"));
+        assert!(index.resolve("twin").is_err());
+        for entry in &index.entries {
+            assert_eq!(
+                index.resolving_name(entry).as_deref(),
+                Some(entry.folder.as_str())
+            );
+        }
     }
 }

@@ -120,37 +120,54 @@ fn agents_whose_folder_and_id_differ_are_found_by_either_and_create_validates_an
 #[test]
 fn two_playbooks_answering_to_one_name_is_an_error_naming_both() {
     let project = Project::empty();
+    // Copies of one playbook keep its `metadata.id`.
+    project.agent(
+        "copy_a",
+        &playbook_named("shared", "Twin Agent", "task_a", &offline_lm()),
+    );
+    project.agent(
+        "copy_b",
+        &playbook_named("shared", "Twin Agent", "task_b", &offline_lm()),
+    );
+    // A folder name decides before any id, as upstream (which knows only folders) decides.
     project.agent(
         "alpha",
-        &playbook_named("beta", "Alpha Agent", "task_a", &offline_lm()),
+        &playbook_named("beta", "Alpha Agent", "task_c", &offline_lm()),
     );
     project.agent(
         "beta",
-        &playbook_named("beta_two", "Beta Agent", "task_b", &offline_lm()),
+        &playbook_named("beta_two", "Beta Agent", "task_d", &offline_lm()),
     );
-    project.orchestra("clash", &orchestra_with("clash", &[("only", "beta")]));
+    project.orchestra("clash", &orchestra_with("clash", &[("only", "shared")]));
     let validate = project.run(&["orchestra", "validate", "clash"]);
     assert_eq!(code(&validate), 2, "{}", stdout(&validate));
     let err = stderr(&validate);
     assert!(
         err.contains("ambiguous")
-            && err.contains("alpha_playbook.yaml")
-            && err.contains("beta_playbook.yaml"),
+            && err.contains("copy_a_playbook.yaml")
+            && err.contains("copy_b_playbook.yaml")
+            && err.contains("clash_orchestra.yaml:8"),
         "{err}"
     );
-    let show = project.run(&["agent", "show", "beta"]);
+    let show = project.run(&["agent", "show", "Twin Agent"]);
     assert_eq!(code(&show), 2);
     assert!(stderr(&show).contains("ambiguous"), "{}", stderr(&show));
-
-    // Create still writes names that resolve: the folder names, each unique.
-    let create = project.run(&["orchestra", "create", "both"]);
-    assert_eq!(code(&create), 0, "{}", stderr(&create));
-    let yaml = project.read("demo/orchestras/both_orchestra.yaml");
+    let show = project.run(&["agent", "show", "beta"]);
+    assert_eq!(code(&show), 0, "{}", stderr(&show));
     assert!(
-        yaml.contains("agent: alpha\n") && yaml.contains("agent: beta_two\n"),
-        "{yaml}"
+        stdout(&show).contains("beta_playbook.yaml"),
+        "{}",
+        stdout(&show)
     );
-    let validate = project.run(&["orchestra", "validate", "both", "--strict"]);
+
+    // Create writes names that resolve: the folder names.
+    let create = project.run(&["orchestra", "create", "all"]);
+    assert_eq!(code(&create), 0, "{}", stderr(&create));
+    let yaml = project.read("demo/orchestras/all_orchestra.yaml");
+    for folder in ["alpha", "beta", "copy_a", "copy_b"] {
+        assert!(yaml.contains(&format!("agent: {folder}\n")), "{yaml}");
+    }
+    let validate = project.run(&["orchestra", "validate", "all", "--strict"]);
     assert_eq!(code(&validate), 0, "{}", stderr(&validate));
 }
 
