@@ -212,9 +212,13 @@ pub struct CreateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// The project's agents, then the built-in library's
+    /// The project's agents, then the built-in library's, grouped by namespace
     #[command(visible_alias = "ls")]
-    List,
+    List {
+        /// Only the built-in library
+        #[arg(long)]
+        library: bool,
+    },
     /// Copy agents from the built-in library into the project
     Pull {
         #[arg(required = true)]
@@ -223,8 +227,19 @@ pub enum AgentCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Show an agent's persona, tasks, model and file
+    /// Show an agent's persona, tasks, model and file (by folder, id or name)
     Show { name: String },
+    /// Check playbooks; `super` runs them as they are, with no compile step
+    Compile {
+        /// An agent of the project (folder, id or name)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every agent of the project
+        #[arg(long)]
+        all: bool,
+    },
+    /// Not provided by `super`: prints what to do instead
+    Optimize { name: String },
 }
 
 #[derive(Debug, Subcommand)]

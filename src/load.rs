@@ -90,20 +90,27 @@ pub fn load_orchestra(
         return Err(diags);
     };
 
-    // Each agent's playbook, loaded once. A task whose agent has no playbook is pointed at;
-    // an invalid playbook reports its own errors once, in its own file.
-    let playbooks: BTreeMap<String, std::path::PathBuf> = project
-        .map(|p| p.list_agents().into_iter().collect())
-        .unwrap_or_default();
+    // Each agent's playbook, loaded once. An agent is found by folder, `metadata.id` or slugged
+    // `metadata.name`; a task whose agent has no playbook (or two) is pointed at; an invalid
+    // playbook reports its own errors once, in its own file.
+    let index = project.map(Project::agent_index).unwrap_or_default();
     let mut agents: BTreeMap<AgentName, AgentSpec> = BTreeMap::new();
     let mut invalid: Vec<AgentName> = Vec::new();
     for task in &spec.tasks {
         if agents.contains_key(&task.agent) || invalid.contains(&task.agent) {
             continue;
         }
-        match playbooks.get(task.agent.as_str()) {
-            None => diags.push(missing_agent(&spec, task, project)),
-            Some(playbook) => match load_agent(playbook, task.agent.as_str(), &mut diags) {
+        match index.resolve(task.agent.as_str()) {
+            Ok(None) => diags.push(missing_agent(&spec, task, project)),
+            Err(ambiguous) => {
+                diags.push(
+                    Diagnostic::error(format!("task `{}`: {ambiguous}", task.name))
+                        .at(&spec.file, task.agent_loc, "two playbooks answer to this name")
+                        .hint("write the agent's folder name, or give the two playbooks different `metadata.id`s"),
+                );
+                invalid.push(task.agent.clone());
+            }
+            Ok(Some(entry)) => match load_agent(&entry.path, &entry.folder, &mut diags) {
                 Some(agent) => {
                     agents.insert(task.agent.clone(), agent);
                 }
@@ -126,15 +133,13 @@ pub fn load_orchestra(
             match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
                 Ok(choice) => Some(choice),
                 Err(error) => {
-                    let from_playbook = match &error {
-                        ResolveError::UnknownProvider { from_playbook, .. }
-                        | ResolveError::MissingKey { from_playbook, .. } => *from_playbook,
-                        ResolveError::MissingModel { .. } => {
-                            options.overrides.model.is_none()
-                                && options.overrides.provider.is_none()
-                        }
-                    };
-                    let needs_environment = matches!(error, ResolveError::MissingKey { .. });
+                    let from_playbook = error.from_playbook().unwrap_or(
+                        options.overrides.model.is_none() && options.overrides.provider.is_none(),
+                    );
+                    let needs_environment = matches!(
+                        error,
+                        ResolveError::MissingKey { .. } | ResolveError::MissingBaseUrl { .. }
+                    );
                     if needs_environment && !options.check_environment {
                         return None;
                     }

@@ -91,6 +91,10 @@ impl Plan {
         let mut edge_loc: HashMap<(usize, usize), crate::source::Loc> = HashMap::new();
         for (i, task) in spec.tasks.iter().enumerate() {
             for reference in &task.context {
+                if reference.name == task.name.as_str() {
+                    diags.push(self_reference(spec, task, reference, "context"));
+                    continue;
+                }
                 if let Some(j) = resolve(reference, task.name.as_str(), "context", diags) {
                     if !context[i].contains(&j) {
                         context[i].push(j);
@@ -102,11 +106,19 @@ impl Plan {
                 }
             }
             for dependency in &task.dependencies {
+                if dependency.task.name == task.name.as_str() {
+                    diags.push(self_reference(spec, task, &dependency.task, "dependencies"));
+                    continue;
+                }
                 if let Some(j) =
                     resolve(&dependency.task, task.name.as_str(), "dependencies", diags)
                 {
                     if !deps[i].contains(&j) {
                         deps[i].push(j);
+                    }
+                    // `dependency_type: requires_output` hands the output over, as `context` does.
+                    if dependency.passes_output() && !context[i].contains(&j) {
+                        context[i].push(j);
                     }
                     edge_loc.entry((i, j)).or_insert(dependency.task.loc);
                 }
@@ -178,6 +190,21 @@ impl Plan {
         }
 
         let strategy = options.strategy.unwrap_or(spec.execution.strategy);
+        if strategy == Strategy::Sequential
+            && options.max_parallel.is_none()
+            && spec.execution.max_parallel_tasks > 1
+        {
+            if let Some(loc) = spec.execution.max_parallel_loc {
+                diags.push(
+                    Diagnostic::warning(format!(
+                        "`max_parallel_tasks: {}` has no effect under `strategy: sequential`",
+                        spec.execution.max_parallel_tasks
+                    ))
+                    .at(file, loc, "sequential runs one task at a time")
+                    .hint("use `strategy: parallel` (or `mixed`) to run tasks at once, or set `max_parallel_tasks: 1`"),
+                );
+            }
+        }
         let max_parallel = options
             .max_parallel
             .unwrap_or(spec.execution.max_parallel_tasks)
@@ -276,6 +303,25 @@ impl Plan {
         }
         marked
     }
+}
+
+/// A task naming itself in `context` or `dependencies`: its own mistake, not a cycle.
+fn self_reference(
+    spec: &OrchestraSpec,
+    task: &crate::spec::TaskSpec,
+    reference: &TaskRef,
+    field: &str,
+) -> Diagnostic {
+    Diagnostic::error(format!("task `{}` lists itself in {field}", task.name))
+        .at(
+            &spec.file,
+            reference.loc,
+            "a task cannot wait for its own output",
+        )
+        .hint(format!(
+            "remove `{}` from its `{field}`; list the tasks whose output it builds on",
+            task.name
+        ))
 }
 
 fn build_phases(
@@ -529,7 +575,11 @@ mod tests {
             let (plan, diags) = plan_of(&orchestra(&tasks, "sequential", 1));
             prop_assert!(plan.is_none());
             let text = diags.render(false);
-            prop_assert!(text.contains("dependency cycle"), "{}", text);
+            if a == b {
+                prop_assert!(text.contains("lists itself in context"), "{}", text);
+            } else {
+                prop_assert!(text.contains("dependency cycle"), "{}", text);
+            }
         }
     }
 

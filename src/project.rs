@@ -1,6 +1,8 @@
 //! A SuperOptiX project: the folder holding `.super` (`project: NAME`), found by walking up from
-//! the current folder or given with `--project`. Owns where agents and orchestras live on disk;
-//! never parses them.
+//! the current folder or given with `--project`. Owns where agents and orchestras live on disk and
+//! which name finds which file: an agent by folder, `metadata.id` or slugged `metadata.name`, an
+//! orchestra by `orchestra.id`/`metadata.id` or file name. It reads only those ids from the
+//! files; decoding them is `spec`'s job.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,142 @@ pub enum ProjectError {
     },
     #[error("orchestra `{name}` not found; looked for {looked}")]
     OrchestraNotFound { name: String, looked: String },
+    #[error("orchestra id `{id}` is ambiguous: both `{first}` and `{second}` have it")]
+    AmbiguousOrchestra {
+        id: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// One agent of the project: its folder, its playbook and the names that find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEntry {
+    /// The folder name, lower-cased (`agents/<folder>/playbook/...`).
+    pub folder: String,
+    pub path: PathBuf,
+    /// `metadata.id` as written, when the playbook has one.
+    pub id: Option<String>,
+    /// `metadata.name` as written, when the playbook has one.
+    pub display_name: Option<String>,
+}
+
+impl AgentEntry {
+    /// The slugs this agent answers to: folder, id and name, in that order, without repeats.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for key in [
+            Some(self.folder.as_str()),
+            self.id.as_deref(),
+            self.display_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let key = slug(key);
+            if !key.is_empty() && !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+}
+
+/// Two playbooks answer to one agent name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "agent name `{name}` is ambiguous: both `{}` and `{}` answer to it",
+    crate::source::display_path(first),
+    crate::source::display_path(second)
+)]
+pub struct AmbiguousAgent {
+    pub name: String,
+    pub first: PathBuf,
+    pub second: PathBuf,
+}
+
+/// The project's agents, with the names each answers to.
+#[derive(Debug, Clone, Default)]
+pub struct AgentIndex {
+    pub entries: Vec<AgentEntry>,
+}
+
+impl AgentIndex {
+    /// The agent `name` finds: by folder (as written, then slugged), else by `metadata.id`, else
+    /// by `metadata.name`, all compared as slugs. The first kind of name that matches decides,
+    /// so everything upstream finds by folder still finds the same playbook; two playbooks
+    /// matching at that level are an error naming both. `None` when nothing matches.
+    pub fn resolve(&self, name: &str) -> Result<Option<&AgentEntry>, AmbiguousAgent> {
+        let wanted = slug(name);
+        let exact = name.trim().to_lowercase();
+        let levels: [&dyn Fn(&AgentEntry) -> bool; 4] = [
+            &|entry| entry.folder == exact,
+            &|entry| slug(&entry.folder) == wanted,
+            &|entry| entry.id.as_deref().map(slug).as_deref() == Some(wanted.as_str()),
+            &|entry| entry.display_name.as_deref().map(slug).as_deref() == Some(wanted.as_str()),
+        ];
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        for matches in levels {
+            let mut found = self.entries.iter().filter(|entry| matches(entry));
+            if let Some(first) = found.next() {
+                if let Some(second) = found.find(|entry| entry.path != first.path) {
+                    return Err(AmbiguousAgent {
+                        name: name.trim().to_string(),
+                        first: first.path.clone(),
+                        second: second.path.clone(),
+                    });
+                }
+                return Ok(Some(first));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The name an orchestra should write for `entry`: the first of its folder, id and name
+    /// (slugged) that finds exactly this agent; `None` when each is shared with another agent.
+    pub fn resolving_name(&self, entry: &AgentEntry) -> Option<String> {
+        entry.keys().into_iter().find(|key| {
+            matches!(self.resolve(key), Ok(Some(found)) if found.path == entry.path)
+                && crate::names::unsafe_reason(key).is_none()
+        })
+    }
+}
+
+/// A name as SuperOptiX's generators write ids: lower-case, every run of characters other than
+/// letters and digits one `_`, none at either end (`Report Demo` and `report-demo` -> `report_demo`).
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// A top-level mapping's `section.key` as text, read without decoding the rest of the file.
+fn read_ids(path: &Path, keys: &[(&str, &str)]) -> Vec<Option<String>> {
+    let parsed = crate::source::SourceFile::read(path)
+        .ok()
+        .and_then(|file| crate::yaml::parse(&file).ok());
+    keys.iter()
+        .map(|(section, key)| {
+            parsed
+                .as_ref()
+                .and_then(|root| root.get(section))
+                .and_then(|node| node.get(key))
+                .and_then(|node| node.scalar())
+                .map(|text| text.trim().to_string())
+                .filter(|text| !text.is_empty())
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +163,8 @@ pub struct Project {
     pub root: PathBuf,
     /// The `project:` of `.super`; agents and orchestras live under `<root>/<name>/`.
     pub name: Option<String>,
+    /// The agents and their names, read once per command (`orchestra list` loads many files).
+    agents: std::sync::OnceLock<AgentIndex>,
 }
 
 impl Project {
@@ -53,6 +193,7 @@ impl Project {
         Ok(Project {
             name: project_name(&text),
             root,
+            agents: std::sync::OnceLock::new(),
         })
     }
 
@@ -92,13 +233,33 @@ impl Project {
         self.orchestra_dirs().remove(0)
     }
 
-    /// The playbook of an agent, matched lower-cased.
-    pub fn find_agent(&self, agent: &str) -> Option<PathBuf> {
-        let wanted = agent.to_lowercase();
-        self.list_agents()
+    /// The playbook of an agent, by folder, `metadata.id` or slugged `metadata.name`.
+    pub fn find_agent(&self, agent: &str) -> Result<Option<AgentEntry>, AmbiguousAgent> {
+        Ok(self.agent_index().resolve(agent)?.cloned())
+    }
+
+    /// Every agent with a playbook and the names it answers to (reads each playbook's metadata
+    /// once; a command that writes a playbook and looks again opens the project again).
+    pub fn agent_index(&self) -> AgentIndex {
+        self.agents.get_or_init(|| self.read_agent_index()).clone()
+    }
+
+    fn read_agent_index(&self) -> AgentIndex {
+        let entries = self
+            .list_agents()
             .into_iter()
-            .find(|(name, _)| *name == wanted)
-            .map(|(_, path)| path)
+            .map(|(folder, path)| {
+                let mut ids =
+                    read_ids(&path, &[("metadata", "id"), ("metadata", "name")]).into_iter();
+                AgentEntry {
+                    folder,
+                    id: ids.next().flatten(),
+                    display_name: ids.next().flatten(),
+                    path,
+                }
+            })
+            .collect();
+        AgentIndex { entries }
     }
 
     /// Every agent with a playbook, as (lower-cased name, playbook path), sorted by name; the
@@ -152,10 +313,44 @@ impl Project {
         found
     }
 
-    /// An orchestra by id (`sdlc` -> `<dir>/sdlc_orchestra.yaml`).
+    /// Every orchestra file and its id: `orchestra.id`, else `metadata.id`, else the file name
+    /// less `_orchestra` (as `list` shows it), normalised as `OrchestraId` normalises.
+    pub fn orchestra_ids(&self) -> Vec<(String, PathBuf)> {
+        self.list_orchestras()
+            .into_iter()
+            .map(|path| {
+                let id = read_ids(&path, &[("orchestra", "id"), ("metadata", "id")])
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .unwrap_or_else(|| crate::spec::orchestra::file_stem_id(&path));
+                (normalise_orchestra_id(&id), path)
+            })
+            .collect()
+    }
+
+    /// An orchestra by id: the file whose `orchestra.id` (or `metadata.id`) it is, whatever the
+    /// file is called; else the file named after it (`sdlc` -> `<dir>/sdlc_orchestra.yaml`).
+    /// Two files with one id are an error naming both.
     pub fn find_orchestra(&self, id: &str) -> Result<PathBuf, ProjectError> {
-        let mut looked = Vec::new();
-        let lowered = id.to_lowercase().replace(' ', "_");
+        let wanted = normalise_orchestra_id(id);
+        let mut by_id = self
+            .orchestra_ids()
+            .into_iter()
+            .filter(|(found, _)| *found == wanted)
+            .map(|(_, path)| path);
+        if let Some(first) = by_id.next() {
+            if let Some(second) = by_id.next() {
+                return Err(ProjectError::AmbiguousOrchestra {
+                    id: wanted,
+                    first: crate::source::display_path(&first),
+                    second: crate::source::display_path(&second),
+                });
+            }
+            return Ok(first);
+        }
+        let mut looked = vec![format!("a file whose `orchestra.id` is `{wanted}`")];
+        let lowered = wanted;
         for dir in self.orchestra_dirs() {
             for file in [
                 format!("{lowered}_orchestra.yaml"),
@@ -174,6 +369,10 @@ impl Project {
             looked: looked.join(", "),
         })
     }
+}
+
+fn normalise_orchestra_id(id: &str) -> String {
+    id.trim().to_lowercase().replace(' ', "_")
 }
 
 /// Whether a command-line orchestra argument is a path rather than a name.
@@ -253,5 +452,71 @@ mod tests {
         );
         assert_eq!(project_name("project: ../x\n"), None);
         assert_eq!(project_name(""), None);
+    }
+
+    #[test]
+    fn slugs_names_as_generators_write_ids() {
+        assert_eq!(slug("Report Demo"), "report_demo");
+        assert_eq!(slug("my-agent-demo"), "my_agent_demo");
+        assert_eq!(slug("  QA / Engineer!"), "qa_engineer");
+        assert_eq!(slug("developer"), "developer");
+    }
+
+    fn entry(folder: &str, id: Option<&str>, name: Option<&str>) -> AgentEntry {
+        AgentEntry {
+            folder: folder.into(),
+            path: PathBuf::from(format!("agents/{folder}/playbook/{folder}_playbook.yaml")),
+            id: id.map(str::to_string),
+            display_name: name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn resolves_agents_by_folder_id_and_name() {
+        let index = AgentIndex {
+            entries: vec![
+                entry("report", Some("report_demo"), Some("Report Writer")),
+                entry("helper", Some("my-agent-demo"), None),
+            ],
+        };
+        for name in ["report", "report_demo", "Report Writer", "report_writer"] {
+            let found = index.resolve(name).expect("unambiguous").expect("found");
+            assert_eq!(found.folder, "report", "{name}");
+        }
+        let found = index.resolve("my_agent_demo").expect("ok").expect("found");
+        assert_eq!(found.folder, "helper");
+        assert_eq!(index.resolve("nobody"), Ok(None));
+        assert_eq!(
+            index.resolving_name(&index.entries[0]).as_deref(),
+            Some("report")
+        );
+    }
+
+    #[test]
+    fn the_folder_decides_first_and_a_shared_id_is_ambiguous() {
+        let index = AgentIndex {
+            entries: vec![
+                entry("report", Some("writer"), None),
+                entry("writer", None, None),
+                entry("copy_a", Some("shared"), Some("Twin")),
+                entry("copy_b", Some("shared"), Some("Twin")),
+            ],
+        };
+        // `writer` is a folder: found as upstream finds it, whatever other ids say.
+        let found = index
+            .resolve("writer")
+            .expect("the folder decides")
+            .expect("found");
+        assert_eq!(found.folder, "writer");
+        let error = index.resolve("shared").expect_err("two ids");
+        assert!(error.to_string().contains("copy_a_playbook.yaml"));
+        assert!(error.to_string().contains("copy_b_playbook.yaml"));
+        assert!(index.resolve("twin").is_err());
+        for entry in &index.entries {
+            assert_eq!(
+                index.resolving_name(entry).as_deref(),
+                Some(entry.folder.as_str())
+            );
+        }
     }
 }

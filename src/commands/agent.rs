@@ -1,4 +1,5 @@
-//! `agent list | pull | show`.
+//! `agent list | pull | show | compile | optimize`. Agents are named by folder, `metadata.id` or
+//! slugged `metadata.name` (the project's `AgentIndex`); the library by its names.
 
 use super::{Context, Failure, Outcome, EXIT_OK};
 use crate::cli::AgentCommand;
@@ -11,44 +12,87 @@ use crate::workspace::write_atomic;
 
 pub fn agent(context: &Context, command: AgentCommand) -> Outcome {
     match command {
-        AgentCommand::List => list(context),
+        AgentCommand::List { library } => list(context, library),
         AgentCommand::Pull { names, force } => pull(context, &names, force),
         AgentCommand::Show { name } => show(context, &name),
+        AgentCommand::Compile { name, all: _ } => compile(context, name.as_deref()),
+        AgentCommand::Optimize { name } => optimize(context, &name),
     }
 }
 
-fn list(context: &Context) -> Outcome {
+fn list(context: &Context, library_only: bool) -> Outcome {
     let project = context.project().ok();
-    let project_agents = project
+    let index = project
         .as_ref()
-        .map(|p| p.list_agents())
+        .map(|p| p.agent_index())
         .unwrap_or_default();
-    match &project {
-        Some(p) => shown!("Project agents ({}):", display_path(&p.root)),
-        None => shown!("Project agents: (no project here)"),
+    if !library_only {
+        match &project {
+            Some(p) => shown!("Project agents ({}):", display_path(&p.root)),
+            None => shown!("Project agents: (no project here)"),
+        }
+        if index.entries.is_empty() {
+            shown!("  (none: pull some with `super agent pull NAME`)");
+        }
+        for entry in &index.entries {
+            let id = match &entry.id {
+                Some(id) if crate::project::slug(id) != entry.folder => format!(" (id `{id}`)"),
+                _ => String::new(),
+            };
+            shown!(
+                "  [project] {:<18} {}{id}",
+                entry.folder,
+                display_path(&entry.path)
+            );
+        }
+        println!();
     }
-    if project_agents.is_empty() {
-        shown!("  (none: pull some with `super agent pull NAME`)");
-    }
-    for (name, path) in &project_agents {
-        shown!("  [project] {name:<18} {}", display_path(path));
-    }
-    shown!("\nBuilt-in library:");
-    for agent in library::AGENTS {
-        let mut diags = Diagnostics::default();
-        let spec = library_spec(agent, &mut diags);
-        let role = spec
-            .as_ref()
-            .and_then(|s| s.persona.role.clone())
-            .unwrap_or_default();
-        let pulled = if project_agents.iter().any(|(n, _)| n == agent.name) {
-            "  (in project)"
-        } else {
-            ""
-        };
-        shown!("  [library] {:<18} {role}{pulled}", agent.name);
+    shown!(
+        "Built-in library ({} agents; `super agent pull NAME` copies one into the project):",
+        library::AGENTS.len()
+    );
+    let mut categories: Vec<&str> = library::AGENTS.iter().map(library::category).collect();
+    categories.sort_unstable();
+    categories.dedup();
+    for category in categories {
+        shown!("  {category}:");
+        for agent in library::AGENTS
+            .iter()
+            .filter(|a| library::category(a) == category)
+        {
+            let mut diags = Diagnostics::default();
+            let spec = library_spec(agent, &mut diags);
+            let role = spec
+                .as_ref()
+                .and_then(|s| s.persona.role.clone())
+                .unwrap_or_default();
+            let pulled = if matches!(index.resolve(agent.name), Ok(Some(_))) {
+                "  (in project)"
+            } else {
+                ""
+            };
+            shown!("    [library] {:<22} {role}{pulled}", agent.name);
+        }
     }
     Ok(EXIT_OK)
+}
+
+/// "did you mean ...?" for a name that is not in the library, else every name.
+fn library_hint(name: &str) -> String {
+    let close = library::suggestions(name);
+    if close.is_empty() {
+        format!("agents are: {}", library::names().join(", "))
+    } else {
+        format!(
+            "did you mean {}? `super agent list --library` shows all {}",
+            close
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            library::AGENTS.len()
+        )
+    }
 }
 
 fn library_spec(agent: &library::LibraryAgent, diags: &mut Diagnostics) -> Option<AgentSpec> {
@@ -71,7 +115,7 @@ fn pull(context: &Context, names: &[String], force: bool) -> Outcome {
                 return Err(Failure::usage(format!(
                     "no agent named `{raw}` in the built-in library"
                 ))
-                .hint(format!("agents are: {}", library::names().join(", "))))
+                .hint(library_hint(raw)))
             }
         }
     }
@@ -109,26 +153,38 @@ fn pull(context: &Context, names: &[String], force: bool) -> Outcome {
 fn show(context: &Context, name: &str) -> Outcome {
     let mut diags = Diagnostics::default();
     let project = context.project().ok();
-    let found = project.as_ref().and_then(|p| p.find_agent(name));
+    let found =
+        match project.as_ref().map(|p| p.find_agent(name)) {
+            Some(Err(ambiguous)) => return Err(Failure::usage(ambiguous.to_string()).hint(
+                "name the agent by its folder, or give the two playbooks different `metadata.id`s",
+            )),
+            Some(Ok(found)) => found,
+            None => None,
+        };
     let (spec, origin) = match (&found, library::find(name)) {
-        (Some(path), _) => (
-            load_agent(path, &name.to_lowercase(), &mut diags),
-            display_path(path),
+        (Some(entry), _) => (
+            load_agent(&entry.path, &entry.folder, &mut diags),
+            display_path(&entry.path),
         ),
         (None, Some(agent)) => (
             library_spec(agent, &mut diags),
             "built-in library (not in this project)".to_string(),
         ),
         (None, None) => {
-            let mut known: Vec<String> = project
+            let known: Vec<String> = project
                 .as_ref()
                 .map(|p| p.list_agents().into_iter().map(|(n, _)| n).collect())
                 .unwrap_or_default();
-            known.extend(library::names().into_iter().map(str::to_string));
-            known.sort();
-            known.dedup();
-            return Err(Failure::usage(format!("no agent named `{name}`"))
-                .hint(format!("agents are: {}", known.join(", "))));
+            let hint = match crate::diag::did_you_mean(name, known.iter().map(String::as_str)) {
+                Some(close) => format!("did you mean `{close}`? (in this project)"),
+                None if known.is_empty() => library_hint(name),
+                None => format!(
+                    "the project's agents are: {}; {}",
+                    known.join(", "),
+                    library_hint(name)
+                ),
+            };
+            return Err(Failure::usage(format!("no agent named `{name}`")).hint(hint));
         }
     };
     context.print_diagnostics(&diags);
@@ -214,4 +270,115 @@ fn show(context: &Context, name: &str) -> Outcome {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// `agent compile [--all | NAME]`: upstream compiles playbooks into Python pipelines; `super`
+/// reads them as they are, so this checks them (as a run would) and says so.
+fn compile(context: &Context, name: Option<&str>) -> Outcome {
+    let project = context.project()?;
+    let index = project.agent_index();
+    let entries: Vec<&crate::project::AgentEntry> = match name {
+        None => index.entries.iter().collect(),
+        Some(name) => match index.resolve(name) {
+            Ok(Some(entry)) => vec![entry],
+            Ok(None) => return Err(Failure::usage(format!(
+                "no agent named `{name}` in this project"
+            ))
+            .hint(if library::find(name).is_some() {
+                format!("it is in the built-in library: run `super agent pull {name}` first")
+            } else {
+                "`super agent list` shows the project's agents".to_string()
+            })),
+            Err(ambiguous) => return Err(Failure::usage(ambiguous.to_string())),
+        },
+    };
+    if entries.is_empty() {
+        return Err(Failure::usage("the project has no agents to check")
+            .hint("pull some with `super agent pull NAME`"));
+    }
+    println!(
+        "ℹ️  `super` needs no compile step: it runs playbooks as they are. Checking them instead."
+    );
+    let mut invalid = 0;
+    for entry in &entries {
+        let mut diags = Diagnostics::default();
+        let spec = load_agent(&entry.path, &entry.folder, &mut diags);
+        if let Some(spec) = &spec {
+            match crate::provider::resolve(
+                spec.language_model.as_ref(),
+                &Default::default(),
+                &super::env_lookup,
+            ) {
+                Ok(_) => {}
+                // Keys and endpoints are the run's business (`orchestra validate` checks them).
+                Err(
+                    crate::provider::ResolveError::MissingKey { .. }
+                    | crate::provider::ResolveError::MissingBaseUrl { .. },
+                ) => {}
+                Err(error) => {
+                    let mut diagnostic = crate::diag::Diagnostic::error(format!(
+                        "agent `{}`: {}",
+                        spec.name,
+                        error.message()
+                    ))
+                    .hint(error.hint());
+                    if let Some(lm) = &spec.language_model {
+                        diagnostic = diagnostic.at(
+                            &spec.file,
+                            lm.provider_loc.unwrap_or(lm.loc),
+                            "this provider",
+                        );
+                    }
+                    diags.push(diagnostic);
+                }
+            }
+        }
+        context.print_diagnostics(&diags);
+        if spec.is_none() || diags.has_errors() {
+            invalid += 1;
+            println!("❌ {:<20} {}", entry.folder, display_path(&entry.path));
+        } else {
+            let tasks = spec.as_ref().map(|s| s.tasks.len()).unwrap_or(0);
+            println!(
+                "✅ {:<20} {} ({tasks} task{})",
+                entry.folder,
+                display_path(&entry.path),
+                if tasks == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if invalid > 0 {
+        return Err(Failure::usage(format!(
+            "{invalid} of {} playbooks are invalid",
+            entries.len()
+        )));
+    }
+    println!(
+        "✅ {} playbook{} valid; nothing to compile. Next: `super orchestra create NAME` or `super orchestra run NAME --goal \"...\"`",
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" }
+    );
+    Ok(EXIT_OK)
+}
+
+/// `agent optimize NAME`: upstream tunes prompts with DSPy optimizers; `super` does not.
+fn optimize(context: &Context, name: &str) -> Outcome {
+    let project = context.project()?;
+    let entry = match project.find_agent(name) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            return Err(
+                Failure::usage(format!("no agent named `{name}` in this project"))
+                    .hint("`super agent list` shows the project's agents"),
+            )
+        }
+        Err(ambiguous) => return Err(Failure::usage(ambiguous.to_string())),
+    };
+    Err(Failure::refused(format!(
+        "`super agent optimize` is not provided: `super` does not rewrite prompts automatically, and `{}` was left unchanged",
+        display_path(&entry.path)
+    ))
+    .hint(
+        "improve an agent by hand: run it on a few goals (`super orchestra run ... --goal`), edit the playbook's persona and task instructions, run the same goals again and compare; `super agent compile NAME` checks the edited playbook",
+    ))
 }

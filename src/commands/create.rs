@@ -1,6 +1,7 @@
 //! `orchestra create NAME`: an orchestra in the seed's layout from the project's agents, one
 //! task per playbook task, each building on the one before. Every file it writes passes
-//! `validate`, including the one for a project with no agents yet.
+//! `validate`: each agent is written under a name that finds it (folder, `metadata.id` or slugged
+//! `metadata.name`), and a project with no agents gets an error, not an orchestra with no tasks.
 
 use super::{Context, Failure, Outcome, EXIT_OK};
 use crate::cli::{CreateArgs, StrategyArg};
@@ -61,36 +62,47 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         .hint("for example `sdlc` or `content_pipeline`"));
     }
     let project = context.project()?;
-    let available = project.list_agents();
-    let chosen: Vec<(String, std::path::PathBuf)> = if args.agents.is_empty() {
+    let index = project.agent_index();
+    let available: Vec<&crate::project::AgentEntry> = index.entries.iter().collect();
+    if available.is_empty() {
+        return Err(Failure::usage(
+            "the project has no agents; an orchestra needs at least one task",
+        )
+        .hint(format!(
+            "pull agents from the built-in library first: `super agent pull developer devops_engineer qa_engineer`, then `super orchestra create {id}` (`super agent list --library` shows them all)"
+        )));
+    }
+    let chosen: Vec<&crate::project::AgentEntry> = if args.agents.is_empty() {
         available.clone()
     } else {
-        let mut chosen = Vec::new();
+        let mut chosen: Vec<&crate::project::AgentEntry> = Vec::new();
         for raw in &args.agents {
-            let name = raw.trim().to_lowercase();
+            let name = raw.trim();
             if name.is_empty() {
                 continue;
             }
-            match available.iter().find(|(n, _)| *n == name) {
-                Some(found) => {
-                    if !chosen.iter().any(|(n, _): &(String, _)| *n == name) {
-                        chosen.push(found.clone());
+            match index.resolve(name) {
+                Ok(Some(found)) => {
+                    if !chosen.iter().any(|c| c.path == found.path) {
+                        chosen.push(found);
                     }
                 }
-                None => {
-                    let hint = if crate::library::find(&name).is_some() {
+                Err(ambiguous) => {
+                    return Err(Failure::usage(ambiguous.to_string()).hint(
+                        "name the agent by its folder, or give the two playbooks different `metadata.id`s",
+                    ))
+                }
+                Ok(None) => {
+                    let hint = if crate::library::find(name).is_some() {
                         format!(
                             "it is in the built-in library: run `super agent pull {name}` first"
                         )
-                    } else if available.is_empty() {
-                        "the project has no agents; `super agent list` shows the built-in library"
-                            .to_string()
                     } else {
                         format!(
                             "the project's agents are: {}",
                             available
                                 .iter()
-                                .map(|(n, _)| n.as_str())
+                                .map(|entry| entry.folder.as_str())
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )
@@ -105,11 +117,26 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         chosen
     };
 
+    // Each agent under the name that finds it, so the file always validates.
     let mut diags = Diagnostics::default();
-    let mut agents: Vec<AgentSpec> = Vec::new();
-    for (name, path) in &chosen {
-        if let Some(agent) = load_agent(path, name, &mut diags) {
-            agents.push(agent);
+    let mut agents: Vec<(AgentSpec, String)> = Vec::new();
+    for entry in &chosen {
+        let Some(written) = index.resolving_name(entry) else {
+            let clash = entry
+                .keys()
+                .into_iter()
+                .find_map(|key| index.resolve(&key).err());
+            let mut failure = Failure::usage(format!(
+                "agent `{}` cannot be named unambiguously: every name it answers to is shared",
+                entry.folder
+            ));
+            if let Some(clash) = clash {
+                failure.message.push_str(&format!(" ({clash})"));
+            }
+            return Err(failure.hint("give the playbooks different `metadata.id`s or folders"));
+        };
+        if let Some(agent) = load_agent(&entry.path, &entry.folder, &mut diags) {
+            agents.push((agent, written));
         }
     }
     if diags.has_errors() {
@@ -120,10 +147,10 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
     }
 
     let mut tasks: Vec<PlannedTask> = Vec::new();
-    for agent in &agents {
+    for (agent, written) in &agents {
         let playbook_tasks: Vec<crate::spec::AgentTaskSpec> = if agent.tasks.is_empty() {
             vec![crate::spec::AgentTaskSpec {
-                name: format!("{}_task", agent.name),
+                name: format!("{written}_task"),
                 ..Default::default()
             }]
         } else {
@@ -132,10 +159,10 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         for task in &playbook_tasks {
             let mut name = task.name.trim().to_string();
             if crate::names::unsafe_reason(&name).is_some() {
-                name = format!("{}_task", agent.name);
+                name = format!("{written}_task");
             }
             if tasks.iter().any(|t| t.name == name) {
-                name = format!("{}_{name}", agent.name);
+                name = format!("{written}_{name}");
             }
             let mut unique = name.clone();
             let mut n = 2;
@@ -145,7 +172,7 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
             }
             tasks.push(PlannedTask {
                 name: unique,
-                agent: agent.name.to_string(),
+                agent: written.clone(),
                 description: describe(agent, task),
             });
         }
@@ -171,7 +198,8 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
             ));
         }
     };
-    let yaml = render(&id, strategy, &agents, &tasks);
+    let names: Vec<String> = agents.iter().map(|(_, written)| written.clone()).collect();
+    let yaml = render(&id, strategy, &names, &tasks);
     let io =
         |e: std::io::Error| Failure::refused(format!("failed to write `{}`: {e}", file.display()));
     std::fs::create_dir_all(project.default_orchestras_dir()).map_err(io)?;
@@ -181,51 +209,28 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         Failure::refused(format!("failed to create `{}`: {e}", workspace.display()))
     })?;
 
-    if agents.is_empty() {
-        println!("⚠️  No agents found in the project: wrote an orchestra with no tasks and commented placeholders.");
-        println!("   Pull agents from the built-in library: super agent pull developer devops_engineer qa_engineer");
-        println!("   then rerun: super orchestra create {id} --force");
-    } else {
-        println!(
-            "🔎 Found {} agent(s): {}",
-            agents.len(),
-            agents
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        println!(
-            "📋 {} task(s): {}",
-            tasks.len(),
-            tasks
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" -> ")
-        );
-    }
+    println!("🔎 Found {} agent(s): {}", agents.len(), names.join(", "));
+    println!(
+        "📋 {} task(s): {}",
+        tasks.len(),
+        tasks
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
     println!("✅ Wrote {}", crate::source::display_path(&file));
     println!("📁 Workspace: {}", crate::source::display_path(&workspace));
     println!("\nNext: super orchestra run {id} --goal \"...\"");
     Ok(EXIT_OK)
 }
 
-fn render(id: &str, strategy: &str, agents: &[AgentSpec], tasks: &[PlannedTask]) -> String {
+fn render(id: &str, strategy: &str, agents: &[String], tasks: &[PlannedTask]) -> String {
     let name = format!("{} Orchestra", crate::spec::orchestra::title_case(id));
-    let description = if agents.is_empty() {
-        "An orchestra waiting for agents: pull some with `super agent pull`, then recreate it."
-            .to_string()
-    } else {
-        format!(
-            "{} working together on a goal, each building on the previous task's output.",
-            agents
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let description = format!(
+        "{} working together on a goal, each building on the previous task's output.",
+        agents.join(", ")
+    );
     let created_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let max_parallel = if strategy == "sequential" { 1 } else { 3 };
     let mut out = String::new();
@@ -268,61 +273,21 @@ fn render(id: &str, strategy: &str, agents: &[AgentSpec], tasks: &[PlannedTask])
         for agent in agents {
             let names: Vec<String> = tasks
                 .iter()
-                .filter(|t| t.agent == agent.name.as_str())
+                .filter(|t| t.agent == *agent)
                 .map(|t| quoted(&t.name))
                 .collect();
             if names.is_empty() {
                 continue;
             }
-            let _ = writeln!(
-                out,
-                "      - name: {}",
-                quoted(&format!("{}_phase", agent.name))
-            );
+            let _ = writeln!(out, "      - name: {}", quoted(&format!("{agent}_phase")));
             let _ = writeln!(out, "        tasks: [{}]", names.join(", "));
             let _ = writeln!(out, "        execution_strategy: \"sequential\"");
         }
     }
     out.push('\n');
-    if agents.is_empty() {
-        let _ = writeln!(
-            out,
-            "# No agents were found in this project when this file was written."
-        );
-        let _ = writeln!(
-            out,
-            "#   super agent pull developer devops_engineer qa_engineer"
-        );
-        let _ = writeln!(out, "#   super orchestra create {id} --force");
-        let _ = writeln!(out, "agents: []\n");
-        let _ = writeln!(
-            out,
-            "# PLACEHOLDER tasks: uncomment and edit them once the project has agents."
-        );
-        let _ = writeln!(out, "tasks: []");
-        let _ = writeln!(
-            out,
-            "#  - name: first_task            # PLACEHOLDER: a name of your choice"
-        );
-        let _ = writeln!(
-            out,
-            "#    agent: developer            # PLACEHOLDER: an agent of this project"
-        );
-        let _ = writeln!(out, "#    description: \"Work on '{{goal}}'\"");
-        let _ = writeln!(out, "#    priority: \"medium\"");
-        let _ = writeln!(out, "#    timeout_seconds: 600");
-        let _ = writeln!(out, "#  - name: second_task           # PLACEHOLDER");
-        let _ = writeln!(out, "#    agent: qa_engineer          # PLACEHOLDER");
-        let _ = writeln!(
-            out,
-            "#    description: \"Review the first task's output for '{{goal}}'\""
-        );
-        let _ = writeln!(out, "#    context: [\"first_task\"]");
-        return out;
-    }
     let _ = writeln!(out, "agents:");
     for agent in agents {
-        let _ = writeln!(out, "  - {}", agent.name);
+        let _ = writeln!(out, "  - {agent}");
     }
     let _ = writeln!(out, "\ntasks:");
     for (i, task) in tasks.iter().enumerate() {

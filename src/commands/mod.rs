@@ -75,6 +75,10 @@ impl From<ProjectError> for Failure {
             ProjectError::OrchestraNotFound { .. } => {
                 Some("`super orchestra list` shows the project's orchestras".to_string())
             }
+            ProjectError::AmbiguousOrchestra { .. } => Some(
+                "give one of them another `orchestra.id`, or pass the file's path instead of the id"
+                    .to_string(),
+            ),
             _ => None,
         };
         let mut message = error.to_string();

@@ -24,7 +24,7 @@ pub fn list(context: &Context) -> Outcome {
                     loaded.spec.id.to_string(),
                     loaded.spec.name.clone(),
                     shorten(&loaded.spec.description, 50),
-                    agents.join(", "),
+                    shorten(&agents.join(", "), 60),
                     loaded.spec.tasks.len().to_string(),
                 ]);
             }

@@ -5,7 +5,7 @@
 use super::assemble::Assembler;
 use super::chat::{CallContext, ChatProvider};
 use super::endpoint::Endpoint;
-use super::http::{self, Auth, Decoder, Framing, HttpTransport};
+use super::http::{self, Decoder, Framing, HttpTransport};
 use super::types::{
     ChatRequest, ChatResponse, ErrorKind, ProviderError, Role, TokenSink, ToolChoice, Usage,
 };
@@ -393,10 +393,7 @@ impl Anthropic {
                 format!("failed to encode the request: {e}"),
             )
         })?;
-        let auth = match &self.endpoint.api_key {
-            Some(key) => Auth::Header("x-api-key", key.expose()),
-            None => Auth::None,
-        };
+        let auth = http::credentials(&self.endpoint);
         let (response, rate) = self
             .transport
             .post(

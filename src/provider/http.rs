@@ -78,6 +78,17 @@ pub enum Auth<'a> {
     Header(&'static str, &'a str),
 }
 
+/// The header an endpoint's key goes in (`Authorization: Bearer`, `x-api-key`, Azure's `api-key`).
+pub fn credentials(endpoint: &super::endpoint::Endpoint) -> Auth<'_> {
+    use super::endpoint::Auth as Style;
+    match (&endpoint.api_key, endpoint.auth) {
+        (None, _) => Auth::None,
+        (Some(key), Style::Bearer) => Auth::Bearer(key.expose()),
+        (Some(key), Style::XApiKey) => Auth::Header("x-api-key", key.expose()),
+        (Some(key), Style::AzureApiKey) => Auth::Header("api-key", key.expose()),
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,

@@ -5,7 +5,7 @@
 use super::assemble::Assembler;
 use super::chat::{CallContext, ChatProvider};
 use super::endpoint::Endpoint;
-use super::http::{self, Auth, Decoder, Framing, HttpTransport};
+use super::http::{self, Decoder, Framing, HttpTransport};
 use super::types::{ChatRequest, ChatResponse, ProviderError, Role, TokenSink, ToolChoice, Usage};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -309,17 +309,14 @@ impl OpenAi {
         request: &ChatRequest,
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
-        let url = format!("{}/chat/completions", self.endpoint.base_url);
+        let url = self.endpoint.url("/chat/completions");
         let bytes = serde_json::to_vec(&body(request)).map_err(|e| {
             ProviderError::new(
                 super::types::ErrorKind::Malformed,
                 format!("failed to encode the request: {e}"),
             )
         })?;
-        let auth = match &self.endpoint.api_key {
-            Some(key) => Auth::Bearer(key.expose()),
-            None => Auth::None,
-        };
+        let auth = http::credentials(&self.endpoint);
         let (response, rate) = self.transport.post(&url, auth, &[], bytes).await?;
         let mut decoder = OpenAiDecoder::default();
         let info = self

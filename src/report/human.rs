@@ -331,5 +331,12 @@ pub fn summary(manifest: &Manifest) -> String {
     if final_output.is_file() {
         out.push_str(&format!("📄 Final result: {}\n", final_output.display()));
     }
+    if manifest.status == RunStatus::Succeeded {
+        // Upstream's last line on success; users' scripts grep for it.
+        out.push_str(&format!("{COMPLETED_LINE}\n"));
+    }
     out
 }
+
+/// The final line of a successful run, exactly as upstream prints it.
+pub const COMPLETED_LINE: &str = "🎉 Orchestra completed successfully!";

@@ -16,6 +16,8 @@ pub struct LanguageModelSpec {
     pub model: Option<String>,
     pub base_url: Option<String>,
     pub api_key: Option<String>,
+    /// Azure OpenAI's `api-version`.
+    pub api_version: Option<String>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
     pub top_p: Option<f64>,
@@ -92,10 +94,18 @@ const LANGUAGE_MODEL_KEYS: &[&str] = &[
     "seed",
     "rpm",
     "tpm",
-    "location",
+    "api_version",
     "timeout",
     "num_ctx",
     "context_length",
+    // Understood elsewhere or ignored on purpose (docs/migrating.md): Vertex AI's region, the
+    // model's family and card, upstream's runtime and gateway switches, its response cache.
+    "location",
+    "model_type",
+    "model_info",
+    "runtime_mode",
+    "gateway",
+    "cache",
 ];
 const PERSONA_KNOWN: &[&str] = &["name", "role", "goal", "backstory", "traits"];
 
@@ -297,6 +307,11 @@ fn decode_language_model(d: &mut Decoder<'_>, node: &Node) -> Option<LanguageMod
             .filter(|s| !s.is_empty()),
         base_url,
         api_key: f.get("api_key").and_then(|n| d.string(n, "api_key")),
+        api_version: f
+            .get("api_version")
+            .and_then(|n| d.string(n, "api_version"))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
         temperature: f.get("temperature").and_then(|n| d.f64(n, "temperature")),
         max_tokens: f.get("max_tokens").and_then(|n| {
             d.u64_in(

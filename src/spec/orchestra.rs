@@ -114,7 +114,25 @@ pub struct TaskRef {
 #[derive(Debug, Clone)]
 pub struct DependencySpec {
     pub task: TaskRef,
+    /// `completion` (wait for it) or `requires_output` (wait, and pass its output like `context`).
     pub dependency_type: String,
+    /// How long the task may wait for this dependency, as written; the dependency's own timeout
+    /// bounds the wait today.
+    pub timeout_seconds: Option<u64>,
+}
+
+impl DependencySpec {
+    /// Whether the dependency's output reaches the prompt, as `context` does.
+    pub fn passes_output(&self) -> bool {
+        matches!(
+            self.dependency_type
+                .trim()
+                .to_ascii_lowercase()
+                .replace('-', "_")
+                .as_str(),
+            "requires_output" | "output" | "data"
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +178,8 @@ pub struct RateLimitSpec {
 pub struct ExecutionSpec {
     pub strategy: Strategy,
     pub max_parallel_tasks: usize,
+    /// Where `max_parallel_tasks` was written, for the planner's warnings.
+    pub max_parallel_loc: Option<Loc>,
     pub task_timeout_seconds: Option<u64>,
     pub retry_strategy: RetryStrategy,
     pub enable_metrics: bool,
@@ -174,6 +194,7 @@ impl Default for ExecutionSpec {
         ExecutionSpec {
             strategy: Strategy::Sequential,
             max_parallel_tasks: 1,
+            max_parallel_loc: None,
             task_timeout_seconds: None,
             retry_strategy: RetryStrategy::ExponentialBackoff,
             enable_metrics: true,
@@ -294,7 +315,7 @@ const TASK_KEYS: &[&str] = &[
     "retry_count",
     "expected_output",
 ];
-const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type"];
+const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type", "timeout_seconds"];
 const PRICE_KEYS: &[&str] = &["input_per_million", "output_per_million"];
 
 /// Reads an orchestra from its parsed YAML. Returns the spec whenever the document has the
@@ -456,6 +477,10 @@ pub fn decode_orchestra(
     match top.get("tasks") {
         Some(node) => {
             if let Some(items) = d.seq(node, "tasks") {
+                if items.is_empty() {
+                    d.error(node, "the orchestra has no tasks; nothing would run", "an empty list")
+                        .hint = Some("add at least one `- name: ...` entry with an `agent:` and a `description:`, or pull agents with `super agent pull NAME` and run `super orchestra create`".into());
+                }
                 for item in items {
                     decode_task(
                         &mut d,
@@ -594,7 +619,10 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
     if let Some(n) = f.get("max_parallel_tasks") {
         let before = d.diags.items.len();
         match d.u64_in(n, "max_parallel_tasks", 1, limits::MAX_PARALLEL) {
-            Some(value) => execution.max_parallel_tasks = value as usize,
+            Some(value) => {
+                execution.max_parallel_tasks = value as usize;
+                execution.max_parallel_loc = Some(n.loc);
+            }
             None => {
                 let below_one = n.scalar().is_some_and(|t| t.trim() == "0");
                 if let Some(last) = d
@@ -856,6 +884,7 @@ fn decode_task(
                             loc: item.loc,
                         },
                         dependency_type: "completion".into(),
+                        timeout_seconds: None,
                     });
                     continue;
                 }
@@ -867,6 +896,9 @@ fn decode_task(
                     .get("dependency_type")
                     .and_then(|n| d.string(n, "dependency_type"))
                     .unwrap_or_else(|| "completion".into());
+                let timeout_seconds = g
+                    .get("timeout_seconds")
+                    .and_then(|n| d.u64(n, "dependencies[].timeout_seconds"));
                 match g.get("task_name") {
                     Some(t) => {
                         if let Some(task) = d.string(t, "dependencies[].task_name") {
@@ -876,6 +908,7 @@ fn decode_task(
                                     loc: t.loc,
                                 },
                                 dependency_type,
+                                timeout_seconds,
                             });
                         }
                     }

@@ -113,19 +113,19 @@ fn init_pull_create_validate_run() {
 }
 
 #[test]
-fn create_with_no_agents_writes_a_valid_orchestra() {
+fn create_with_no_agents_refuses_and_writes_nothing() {
+    // An orchestra with no tasks fails validate as it fails run, so create writes none.
     let project = Project::init("empty");
     let create = project.run(&["orchestra", "create", "starter"]);
-    assert_eq!(code(&create), 0, "{}", stderr(&create));
-    assert!(stdout(&create).contains("super agent pull"));
-    let yaml = project.read("empty/orchestras/starter_orchestra.yaml");
-    assert!(yaml.contains("PLACEHOLDER"));
-    insta::assert_snapshot!("created_empty", redact_timestamp(&yaml));
-    let validate = project.run(&["orchestra", "validate", "starter", "--strict"]);
-    assert_eq!(code(&validate), 0, "{}", stderr(&validate));
-    let run = project.run(&["orchestra", "run", "starter", "--goal", "x"]);
-    assert_eq!(code(&run), 2, "nothing to run is a usage error");
-    assert!(stderr(&run).contains("has no tasks"));
+    assert_eq!(code(&create), 2, "{}", stdout(&create));
+    assert!(
+        stderr(&create).contains("no agents") && stderr(&create).contains("super agent pull"),
+        "{}",
+        stderr(&create)
+    );
+    assert!(!project
+        .path("empty/orchestras/starter_orchestra.yaml")
+        .exists());
 }
 
 #[test]
@@ -155,8 +155,9 @@ fn unsafe_ids_are_rejected() {
             "{bad:?}"
         );
     }
+    assert_eq!(code(&project.run(&["agent", "pull", "writer"])), 0);
     let spaced = project.run(&["orchestra", "create", "My Pipeline"]);
-    assert_eq!(code(&spaced), 0);
+    assert_eq!(code(&spaced), 0, "{}", stderr(&spaced));
     assert!(project
         .path("ids/orchestras/my_pipeline_orchestra.yaml")
         .is_file());

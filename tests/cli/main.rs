@@ -8,6 +8,7 @@ mod create;
 mod diagnostics;
 mod durable;
 mod local;
+mod projects;
 mod reliability;
 mod runner;
 mod support;

@@ -1,5 +1,6 @@
 //! A loopback stub LLM server for tests and benchmarks. It speaks OpenAI chat
-//! completions (`/v1/chat/completions`, `/chat/completions`), Ollama (`/api/chat`) and
+//! completions (`/v1/chat/completions`, `/chat/completions`, Azure's
+//! `/openai/deployments/{name}/chat/completions`), Ollama (`/api/chat`) and
 //! Anthropic Messages (`/v1/messages`), streaming and not, with deterministic replies,
 //! scripted failures, latency, a request log and in-flight statistics.
 //!

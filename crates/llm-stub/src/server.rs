@@ -363,6 +363,13 @@ enum ChatKind {
 fn route(path: &str) -> Option<Protocol> {
     match path {
         "/v1/chat/completions" | "/chat/completions" => Some(Protocol::OpenAi),
+        // Azure OpenAI: `/openai/deployments/{deployment}/chat/completions?api-version=...`.
+        azure
+            if azure.starts_with("/openai/deployments/")
+                && azure.ends_with("/chat/completions") =>
+        {
+            Some(Protocol::OpenAi)
+        }
         "/api/chat" => Some(Protocol::Ollama),
         "/v1/messages" => Some(Protocol::Anthropic),
         _ => None,
