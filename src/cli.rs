@@ -228,7 +228,13 @@ pub enum AgentCommand {
         force: bool,
     },
     /// Show an agent's persona, tasks, model and file (by folder, id or name)
-    Show { name: String },
+    Show {
+        name: String,
+        /// List the tools the agent will be offered, MCP tools included (starts its MCP
+        /// servers briefly)
+        #[arg(long)]
+        tools: bool,
+    },
     /// Check playbooks; `super` runs them as they are, with no compile step
     Compile {
         /// An agent of the project (folder, id or name)

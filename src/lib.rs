@@ -17,5 +17,6 @@ pub mod sanitize;
 pub mod settings;
 pub mod source;
 pub mod spec;
+pub mod tools;
 pub mod workspace;
 pub mod yaml;

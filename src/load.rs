@@ -182,6 +182,8 @@ pub fn load_orchestra(
         }
     }
 
+    crate::tools::check_orchestra_tools(&spec, &agents, &mut diags);
+
     if options.strict {
         diags.promote_warnings();
     }

@@ -1,5 +1,6 @@
 //! `agent list | pull | show | compile | optimize`. Agents are named by folder, `metadata.id` or
-//! slugged `metadata.name` (the project's `AgentIndex`); the library by its names.
+//! slugged `metadata.name` (the project's `AgentIndex`); the library by its names. `show --tools`
+//! lists what the agent is offered, MCP tools included.
 
 use super::{Context, Failure, Outcome, EXIT_OK};
 use crate::cli::AgentCommand;
@@ -8,13 +9,14 @@ use crate::library;
 use crate::load::load_agent;
 use crate::source::{display_path, SourceFile};
 use crate::spec::{decode_agent, AgentSpec};
+use crate::tools::{resolve_agent_tools, McpError, McpSessions};
 use crate::workspace::write_atomic;
 
 pub fn agent(context: &Context, command: AgentCommand) -> Outcome {
     match command {
         AgentCommand::List { library } => list(context, library),
         AgentCommand::Pull { names, force } => pull(context, &names, force),
-        AgentCommand::Show { name } => show(context, &name),
+        AgentCommand::Show { name, tools } => show(context, &name, tools),
         AgentCommand::Compile { name, all: _ } => compile(context, name.as_deref()),
         AgentCommand::Optimize { name } => optimize(context, &name),
     }
@@ -150,7 +152,7 @@ fn pull(context: &Context, names: &[String], force: bool) -> Outcome {
     Ok(EXIT_OK)
 }
 
-fn show(context: &Context, name: &str) -> Outcome {
+fn show(context: &Context, name: &str, tools: bool) -> Outcome {
     let mut diags = Diagnostics::default();
     let project = context.project().ok();
     let found =
@@ -269,6 +271,9 @@ fn show(context: &Context, name: &str) -> Outcome {
                 .join(", ")
         );
     }
+    if tools {
+        show_tools(&spec)?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -381,4 +386,94 @@ fn optimize(context: &Context, name: &str) -> Outcome {
     .hint(
         "improve an agent by hand: run it on a few goals (`super orchestra run ... --goal`), edit the playbook's persona and task instructions, run the same goals again and compare; `super agent compile NAME` checks the edited playbook",
     ))
+}
+
+/// The first line of a description, at most `width` characters.
+fn one_line(text: &str, width: usize) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(width.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// One MCP server's tools, as listed: (name, first line of its description).
+struct ServerListing {
+    name: String,
+    command: String,
+    tools: Vec<(String, String)>,
+}
+
+/// `--tools`: the built-in tools, then each MCP server's (started briefly, then stopped).
+fn show_tools(spec: &AgentSpec) -> Result<(), Failure> {
+    let resolved = resolve_agent_tools(spec);
+    let settings = &resolved.settings;
+    println!(
+        "\nTools (at most {} tool turns{})",
+        settings.max_iterations,
+        settings
+            .max_tool_calls
+            .map(|n| format!(", {n} tool calls"))
+            .unwrap_or_default()
+    );
+    let builtin = resolved.select(&[]);
+    if builtin.is_empty() && resolved.mcp_servers.is_empty() {
+        println!("  (none: the playbook declares no `tools` and no `mcp` servers)");
+    }
+    for tool in &builtin {
+        let d = tool.definition();
+        println!("  {:<22} {}", d.name, one_line(&d.description, 70));
+    }
+    if !resolved.mcp_servers.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
+        let listed: Result<Vec<ServerListing>, McpError> = runtime.block_on(async {
+            let mut sessions = McpSessions::start(&resolved.mcp_servers).await?;
+            let mut out = Vec::new();
+            for server in &resolved.mcp_servers {
+                let tools = sessions
+                    .tools_for(std::slice::from_ref(server))
+                    .iter()
+                    .filter(|t| resolved.offers_mcp(&t.definition().name))
+                    .map(|t| {
+                        let d = t.definition();
+                        (d.name.clone(), one_line(&d.description, 70))
+                    })
+                    .collect();
+                out.push(ServerListing {
+                    name: server.name.clone(),
+                    command: server.describe(),
+                    tools,
+                });
+            }
+            sessions.shutdown().await;
+            Ok(out)
+        });
+        let listed = listed.map_err(|e| {
+            Failure::refused(e.to_string())
+                .hint("check the server's `command` and `args` (or `url`) in `spec.mcp.servers`")
+        })?;
+        for ServerListing {
+            name: server,
+            command,
+            tools,
+        } in listed
+        {
+            println!("  MCP server `{server}` ({command}): {} tools", tools.len());
+            for (name, description) in tools {
+                println!("    {name:<20} {description}");
+            }
+        }
+    }
+    if !resolved.unavailable.is_empty() {
+        println!("Not available");
+        for (name, why) in &resolved.unavailable {
+            let why = why.replace("the orchestra lists no", "needs the orchestra's");
+            println!("  {name:<22} {why}");
+        }
+    }
+    Ok(())
 }

@@ -220,6 +220,28 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         .enable_all()
         .build()
         .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
+    // Every MCP server the run's tasks may use, started once before the first task.
+    let servers = crate::tools::run_servers(
+        loaded
+            .spec
+            .tasks
+            .iter()
+            .filter_map(|task| {
+                let agent = loaded.agents.get(&task.agent)?;
+                Some(crate::tools::resolve_task_tools(agent, &loaded.spec, task))
+            })
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    let mut mcp = if servers.is_empty() {
+        None
+    } else {
+        Some(
+            runtime
+                .block_on(crate::tools::McpSessions::start(&servers))
+                .map_err(|e| Failure::refused(e.to_string()))?,
+        )
+    };
     let provider_for = |endpoint: &crate::provider::Endpoint| providers.for_endpoint(endpoint);
     let inputs = RunInputs {
         loaded: &loaded,
@@ -228,6 +250,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         provider_for: &provider_for,
         run_id: crate::exec::ids::run_id(),
         archived_previous: archived,
+        mcp: mcp.as_ref(),
     };
     // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
     let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
@@ -277,6 +300,10 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         watcher.abort();
         manifest
     });
+    drop(inputs);
+    if let Some(sessions) = mcp.as_mut() {
+        runtime.block_on(sessions.shutdown());
+    }
     drop(runtime);
 
     let failures = write_run_files(&workspace, &loaded, &mut manifest);

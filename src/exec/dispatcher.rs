@@ -52,6 +52,8 @@ pub struct RunInputs<'a> {
     pub provider_for: ProviderFor<'a>,
     pub run_id: String,
     pub archived_previous: Option<String>,
+    /// The run's MCP servers, started before the first task.
+    pub mcp: Option<&'a crate::tools::McpSessions>,
 }
 
 /// A task added while the run goes on. Its `context` names existing tasks; its agent must be
@@ -457,7 +459,7 @@ pub async fn execute(
                     let t = table.spec(j);
                     (t.name.to_string(), t.agent.to_string())
                 };
-                let request = build_request(
+                let mut request = build_request(
                     loaded,
                     task,
                     &task_settings,
@@ -466,6 +468,19 @@ pub async fn execute(
                     &settings.goal,
                     &outputs,
                 );
+                let toolbox = toolbox(loaded, task, workspace, inputs.mcp);
+                request.tools = toolbox
+                    .tools
+                    .iter()
+                    .map(|t| {
+                        let d = t.definition();
+                        crate::provider::ToolDefinition {
+                            name: d.name.clone(),
+                            description: d.description.clone(),
+                            parameters: d.parameters.clone(),
+                        }
+                    })
+                    .collect();
                 let context_hashes: Vec<String> =
                     context.iter().map(|&j| output_hashes[j].clone()).collect();
                 let key = task_key(
@@ -498,6 +513,7 @@ pub async fn execute(
                     request,
                     settings: task_settings,
                     record,
+                    tools: toolbox,
                 };
                 let total = scheduler.len();
                 running.push(Box::pin(shared.run_task(
@@ -691,6 +707,29 @@ pub async fn execute(
 
 fn workspace_path(workspace: &Workspace, relative: &str) -> std::path::PathBuf {
     workspace.path(relative)
+}
+
+/// The tools a task may use: its agent's, narrowed or widened by the orchestra and the task.
+fn toolbox(
+    loaded: &Loaded,
+    task: &TaskSpec,
+    workspace: &Workspace,
+    mcp: Option<&crate::tools::McpSessions>,
+) -> super::executor::TaskToolbox {
+    let Some(agent) = loaded.agents.get(&task.agent) else {
+        return Default::default();
+    };
+    let resolved = crate::tools::resolve_task_tools(agent, &loaded.spec, task);
+    if resolved.is_empty() {
+        return Default::default();
+    }
+    super::executor::TaskToolbox {
+        tools: resolved.offer(mcp),
+        settings: resolved.settings,
+        context: crate::tools::ToolContext {
+            workspace: workspace.root.clone(),
+        },
+    }
 }
 
 /// Adds a task while running, keeping names unique and references known.

@@ -54,6 +54,13 @@ pub enum RunEvent {
         /// Whether the error was worth another try at all.
         retryable: bool,
     },
+    /// The model called a tool (during `name`'s task).
+    ToolCalled {
+        name: String,
+        tool: String,
+        duration_ms: u64,
+        ok: bool,
+    },
     TaskFinished {
         record: TaskRecord,
     },

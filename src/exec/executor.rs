@@ -13,10 +13,11 @@ use super::ids;
 use super::ratelimit::Limiter;
 use super::retry::Backoff;
 use crate::provider::{
-    CallContext, ChatProvider, ChatRequest, ChatResponse, ErrorKind, ProviderError,
+    CallContext, ChatProvider, ChatRequest, ChatResponse, ErrorKind, Message, ProviderError,
+    ToolChoice,
 };
 use crate::settings::{CallLimits, TaskSettings};
-use crate::workspace::{AttemptRecord, CallRecord, TaskRecord, TaskStatus};
+use crate::workspace::{AttemptRecord, CallRecord, TaskRecord, TaskStatus, ToolCallRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -41,6 +42,16 @@ pub struct TaskJob {
     pub limiter: Arc<Limiter>,
     /// The task's record as it started.
     pub record: TaskRecord,
+    /// The tools the model is offered (their definitions are already in `request.tools`).
+    pub tools: TaskToolbox,
+}
+
+/// A task's tools, their limits and what they may touch.
+#[derive(Default)]
+pub struct TaskToolbox {
+    pub tools: Vec<Arc<dyn crate::tools::Tool>>,
+    pub settings: crate::tools::ToolSettings,
+    pub context: crate::tools::ToolContext,
 }
 
 /// How a task ended.
@@ -65,6 +76,7 @@ impl Executor<'_> {
             provider,
             limiter,
             mut record,
+            tools,
         } = job;
         let started = Instant::now();
         let mut backoff = Backoff::new(settings.retry, self.limits.retry_base);
@@ -80,10 +92,11 @@ impl Executor<'_> {
                 ..AttemptRecord::default()
             };
             let result = self
-                .call(
+                .converse(
                     &*provider,
                     &limiter,
                     &settings,
+                    &tools,
                     &record.name,
                     &request,
                     deadline,
@@ -235,6 +248,156 @@ impl Executor<'_> {
             }
         }
         Ok(delay)
+    }
+
+    /// The conversation of one attempt: a call, then, while the model asks for tools, each
+    /// tool's result and another call, up to the tool-loop limits; at the limit the model is
+    /// asked once more for its final answer without tools. A tool's error goes back to the
+    /// model as its result; only the deadline, a budget or a failed call end the attempt.
+    #[allow(clippy::too_many_arguments)]
+    async fn converse(
+        &self,
+        provider: &dyn ChatProvider,
+        limiter: &Limiter,
+        settings: &TaskSettings,
+        toolbox: &TaskToolbox,
+        task: &str,
+        request: &ChatRequest,
+        deadline: Instant,
+        attempt: &mut AttemptRecord,
+    ) -> Result<ChatResponse, CallError> {
+        let first = self
+            .call(
+                provider, limiter, settings, task, request, deadline, attempt,
+            )
+            .await?;
+        if first.tool_calls.is_empty() || toolbox.tools.is_empty() {
+            return Ok(first);
+        }
+        let limits = &toolbox.settings;
+        let mut conversation = request.clone();
+        let mut response = first;
+        let mut turns = 0u32;
+        let mut calls_made = 0u32;
+        loop {
+            turns += 1;
+            let wanted = u32::try_from(response.tool_calls.len()).unwrap_or(u32::MAX);
+            let over = turns > limits.max_iterations
+                || limits
+                    .max_tool_calls
+                    .is_some_and(|max| calls_made.saturating_add(wanted) > max);
+            conversation.messages.push(Message::assistant(
+                response.text.clone(),
+                response.tool_calls.clone(),
+            ));
+            if over {
+                for call in &response.tool_calls {
+                    conversation.messages.push(Message::tool_result(
+                        call,
+                        "not run: the task's tool-call limit is reached",
+                    ));
+                }
+                conversation.messages.push(Message::user(
+                    "The tool limit is reached. Give your final answer now, without calling tools.",
+                ));
+                conversation.tool_choice = ToolChoice::None;
+                let mut last = self
+                    .call(
+                        provider,
+                        limiter,
+                        settings,
+                        task,
+                        &conversation,
+                        deadline,
+                        attempt,
+                    )
+                    .await?;
+                last.tool_calls.clear();
+                if last.text.trim().is_empty() {
+                    return Err(CallError::Provider(ProviderError::new(
+                        ErrorKind::Empty,
+                        "the model gave no final answer after the tool limit",
+                    )));
+                }
+                return Ok(last);
+            }
+            for call in &response.tool_calls {
+                calls_made += 1;
+                let started = Instant::now();
+                let outcome = match toolbox
+                    .tools
+                    .iter()
+                    .find(|t| t.definition().name == call.name)
+                {
+                    Some(tool) => {
+                        let run = crate::tools::run_tool(
+                            tool.as_ref(),
+                            call.arguments.clone(),
+                            &toolbox.context,
+                            limits.call,
+                        );
+                        match tokio::time::timeout_at(deadline, run).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => {
+                                return Err(CallError::Provider(ProviderError::new(
+                                    ErrorKind::Timeout,
+                                    format!(
+                                        "timed out after {}s while the tool `{}` ran",
+                                        settings.timeout.as_secs(),
+                                        call.name
+                                    ),
+                                )))
+                            }
+                        }
+                    }
+                    None => crate::tools::ToolOutcome {
+                        text: format!(
+                            "error: there is no tool named `{}`; the tools are: {}",
+                            call.name,
+                            toolbox
+                                .tools
+                                .iter()
+                                .map(|t| t.definition().name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        is_error: true,
+                        truncated: false,
+                        duration: started.elapsed(),
+                    },
+                };
+                attempt.tool_calls.push(ToolCallRecord {
+                    name: call.name.clone(),
+                    started_unix_ms: ids::now_unix_ms()
+                        .saturating_sub(outcome.duration.as_millis() as u64),
+                    duration_ms: outcome.duration.as_millis() as u64,
+                    error: outcome.is_error.then(|| outcome.text.clone()),
+                });
+                let _ = self.events.send(RunEvent::ToolCalled {
+                    name: task.to_string(),
+                    tool: call.name.clone(),
+                    duration_ms: outcome.duration.as_millis() as u64,
+                    ok: !outcome.is_error,
+                });
+                conversation
+                    .messages
+                    .push(Message::tool_result(call, outcome.text));
+            }
+            response = self
+                .call(
+                    provider,
+                    limiter,
+                    settings,
+                    task,
+                    &conversation,
+                    deadline,
+                    attempt,
+                )
+                .await?;
+            if response.tool_calls.is_empty() {
+                return Ok(response);
+            }
+        }
     }
 
     /// One call: the budget, the rate limit, then the provider, all before `deadline`.

@@ -130,6 +130,7 @@ async fn run_with(
         provider_for: &provider_for,
         run_id: "test-run".into(),
         archived_previous: None,
+        mcp: None,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     if let Some((after, signals)) = interrupts {
@@ -549,6 +550,7 @@ async fn a_failed_write_fails_the_task() {
         provider_for: &provider_for,
         run_id: "w".into(),
         archived_previous: None,
+        mcp: None,
     };
     let (_sender, mut receiver) = mpsc::unbounded_channel();
     let manifest = execute(&inputs, &mut receiver, None, &mut |_| {}).await;

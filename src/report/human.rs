@@ -149,6 +149,20 @@ impl HumanReporter {
                     ));
                 }
             }
+            RunEvent::ToolCalled {
+                name,
+                tool,
+                duration_ms,
+                ok,
+            } => {
+                if self.verbose {
+                    self.end_stream();
+                    let outcome = if *ok { "" } else { " (it reported an error)" };
+                    let line =
+                        format!("🔧 Task {name} called `{tool}` ({duration_ms} ms){outcome}");
+                    self.line(&line);
+                }
+            }
             RunEvent::Token { name, text } => {
                 if self.verbose && self.multi.is_none() {
                     let text = self.shown(text);

@@ -1,8 +1,13 @@
 //! The agent playbook (SuperSpec `apiVersion: agent/v1`, `kind: AgentSpec`). We read what a run
-//! needs (metadata, language model, persona, tasks, fields) and keep every other section
-//! (agentflow, evaluation, tools, memory, ...) untouched: real playbooks carry many.
+//! needs (metadata, language model, persona, tasks, fields, and the tool sections `tools`,
+//! `builtin_tools`, `react_config`, `mcp`) and keep every other section (agentflow, evaluation,
+//! memory, ...) untouched: real playbooks carry many.
 
 use super::decode::Decoder;
+use super::tools::{
+    decode_agent_tools, decode_mcp, decode_react_config, unknown_category_warning,
+    unknown_tool_warning, AgentToolsSpec, McpSpec, ReactConfig,
+};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::names::AgentName;
 use crate::source::{Loc, SourceFile};
@@ -68,6 +73,10 @@ pub struct AgentSpec {
     pub tasks: Vec<AgentTaskSpec>,
     pub input_fields: Vec<FieldSpec>,
     pub output_fields: Vec<FieldSpec>,
+    /// `spec.tools` / `spec.builtin_tools`, merged.
+    pub tools: Option<AgentToolsSpec>,
+    pub react_config: Option<ReactConfig>,
+    pub mcp: Option<McpSpec>,
     /// Sections we do not interpret, kept as read.
     pub other_sections: Vec<(String, serde_json::Value)>,
 }
@@ -227,6 +236,9 @@ pub fn decode_agent(
         tasks: Vec::new(),
         input_fields: Vec::new(),
         output_fields: Vec::new(),
+        tools: None,
+        react_config: None,
+        mcp: None,
         other_sections,
     };
 
@@ -273,12 +285,50 @@ pub fn decode_agent(
             "output_fields" => {
                 agent.output_fields = decode_fields(&mut d, value, "spec.output_fields")
             }
+            key @ ("tools" | "builtin_tools") => decode_agent_tools(
+                &mut d,
+                value,
+                key,
+                agent.tools.get_or_insert_with(AgentToolsSpec::default),
+            ),
+            "react_config" => agent.react_config = Some(decode_react_config(&mut d, value)),
+            "mcp" => agent.mcp = Some(decode_mcp(&mut d, value)),
             other => agent
                 .other_sections
                 .push((format!("spec.{other}"), value.to_json())),
         }
     }
+    warn_unknown_tools(&mut d, &agent);
     Some(agent)
+}
+
+/// A tool or category we do not provide is a warning at its own line (an error under
+/// `--strict`), unless one of the agent's MCP servers may provide it through its prefix.
+fn warn_unknown_tools(d: &mut Decoder<'_>, agent: &AgentSpec) {
+    let Some(tools) = agent.tools.as_ref().filter(|t| t.enabled) else {
+        return;
+    };
+    let prefixes: Vec<&str> = agent
+        .mcp
+        .iter()
+        .filter(|m| m.enabled)
+        .flat_map(|m| m.servers.iter().map(|s| s.tool_prefix.as_str()))
+        .collect();
+    let mut found = Vec::new();
+    for category in &tools.categories {
+        found.extend(unknown_category_warning(d.file, category));
+    }
+    for name in &tools.tools {
+        found.extend(unknown_tool_warning(
+            d.file,
+            name,
+            &prefixes,
+            "the playbook's `tools`",
+        ));
+    }
+    for diagnostic in found {
+        d.diags.push(diagnostic);
+    }
 }
 
 fn decode_language_model(d: &mut Decoder<'_>, node: &Node) -> Option<LanguageModelSpec> {

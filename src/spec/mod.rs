@@ -3,9 +3,14 @@
 pub mod agent;
 pub mod decode;
 pub mod orchestra;
+pub mod tools;
 
 pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec, Persona};
 pub use orchestra::{
     decode_orchestra, BudgetSpec, ExecutionSpec, OrchestraSpec, Price, Priority, RateLimitSpec,
     RetryStrategy, Strategy, TaskGroupSpec, TaskRef, TaskSpec,
+};
+pub use tools::{
+    AgentToolsSpec, McpServerSpec, McpSpec, McpTransport, OrchestraToolsSpec, ReactConfig,
+    TaskToolsSpec, ToolName,
 };

@@ -3,6 +3,7 @@
 //! tasks and cycles are the planner's job.
 
 use super::decode::Decoder;
+use super::tools::{decode_orchestra_tools, decode_task_tools, OrchestraToolsSpec, TaskToolsSpec};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::names::{AgentName, OrchestraId, TaskName};
 use crate::source::{Loc, SourceFile};
@@ -149,6 +150,8 @@ pub struct TaskSpec {
     pub timeout_seconds: Option<u64>,
     pub retry_count: Option<u32>,
     pub expected_output: Option<String>,
+    /// The task's `tools:`, narrowing or widening its agent's.
+    pub tools: Option<TaskToolsSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +190,8 @@ pub struct ExecutionSpec {
     pub task_groups: Vec<TaskGroupSpec>,
     pub budget: BudgetSpec,
     pub rate_limits: RateLimitSpec,
+    /// `execution.tools`: names allowed or denied for every task, and permissions.
+    pub tools: OrchestraToolsSpec,
 }
 
 impl Default for ExecutionSpec {
@@ -202,6 +207,7 @@ impl Default for ExecutionSpec {
             task_groups: Vec::new(),
             budget: BudgetSpec::default(),
             rate_limits: RateLimitSpec::default(),
+            tools: OrchestraToolsSpec::default(),
         }
     }
 }
@@ -295,6 +301,7 @@ const EXECUTION_KEYS: &[&str] = &[
     "task_groups",
     "budget",
     "rate_limits",
+    "tools",
 ];
 const GROUP_KEYS: &[&str] = &["name", "tasks", "execution_strategy", "max_concurrency"];
 const BUDGET_KEYS: &[&str] = &[
@@ -314,6 +321,7 @@ const TASK_KEYS: &[&str] = &[
     "timeout_seconds",
     "retry_count",
     "expected_output",
+    "tools",
 ];
 const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type", "timeout_seconds"];
 const PRICE_KEYS: &[&str] = &["input_per_million", "output_per_million"];
@@ -697,6 +705,9 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             });
         }
     }
+    if let Some(n) = f.get("tools") {
+        execution.tools = decode_orchestra_tools(d, n);
+    }
     if let Some(n) = f.get("rate_limits") {
         if let Some(entries) = d.map(n, "execution.rate_limits") {
             let r = d.fields(entries, RATE_KEYS, "execution.rate_limits", true);
@@ -949,6 +960,7 @@ fn decode_task(
         .and_then(|n| d.string(n, "expected_output"))
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
+    let tools = f.get("tools").map(|n| decode_task_tools(d, n));
     tasks.push(TaskSpec {
         name,
         name_loc: name_node.loc,
@@ -962,6 +974,7 @@ fn decode_task(
         timeout_seconds,
         retry_count,
         expected_output,
+        tools,
     });
 }
 

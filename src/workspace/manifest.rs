@@ -93,6 +93,20 @@ pub struct AttemptRecord {
     /// Every LLM call of the attempt, in order.
     #[serde(default)]
     pub calls: Vec<CallRecord>,
+    /// Every tool the model called in the attempt, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallRecord>,
+}
+
+/// One tool call of an attempt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolCallRecord {
+    pub name: String,
+    pub started_unix_ms: u64,
+    pub duration_ms: u64,
+    /// The error text the model got back, when the tool failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,7 +7,7 @@ use std::path::Path;
 fn superoptix_files_load_and_validate() {
     let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat");
     if !compat.is_dir() {
-        eprintln!("skipped: {} is not present", compat.display());
+        crate::support::skip_or_fail(&format!("{} is not present", compat.display()));
         return;
     }
     let project = Project::empty();

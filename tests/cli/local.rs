@@ -40,7 +40,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn the_sdlc_example_runs_offline_on_the_embedded_model() {
     let Some(home) = real_super_home() else {
-        eprintln!("skipped: the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
         return;
     };
     let project = Project::empty();
@@ -140,7 +140,9 @@ fn model_path_and_list_read_the_cache() {
 #[test]
 fn a_timeout_stops_the_embedded_model_promptly() {
     let Some(home) = real_super_home() else {
-        eprintln!("skipped: the embedded model is not fetched or the `local` feature is off");
+        crate::support::skip_or_fail(
+            "the embedded model is not fetched or the `local` feature is off",
+        );
         return;
     };
     let project = Project::empty();

@@ -4,6 +4,7 @@
 mod chaos;
 mod commands;
 mod compat;
+mod core;
 mod create;
 mod diagnostics;
 mod durable;
@@ -12,3 +13,4 @@ mod projects;
 mod reliability;
 mod runner;
 mod support;
+mod tools;
