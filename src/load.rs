@@ -174,7 +174,7 @@ pub fn load_orchestra(
                     diags.push(
                         Diagnostic::error(format!("task `{}` runs on the embedded model, but {reason}", task.name))
                             .at(&spec.file, task.agent_loc, "this agent has no `language_model`, so it uses `local`")
-                            .hint("fetch it with `scripts/fetch-model.sh` (or `super model pull`), or pick a provider with `--provider`"),
+                            .hint("download it (98 MB, once) with `super model pull`, or pick a provider with `--provider`"),
                     );
                 }
             }

@@ -13,11 +13,13 @@ macro_rules! shown {
 
 pub mod agent;
 pub mod create;
+pub mod doctor;
 pub mod dry_run;
 pub mod init;
 pub mod model;
 pub mod orchestra;
 pub mod run;
+pub mod version;
 
 use crate::cli::{Cli, Command, OrchestraCommand};
 use crate::diag::Diagnostics;
@@ -172,6 +174,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Agent(command) => agent::agent(&context, command),
         Command::Model(command) => model::model(command),
         Command::Init(args) => init::init(&args),
+        Command::Doctor => doctor::doctor(&context),
+        Command::Version => version::version(),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "super", &mut std::io::stdout());

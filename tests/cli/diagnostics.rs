@@ -263,7 +263,7 @@ fn missing_local_model_names_the_fetch_command() {
     assert_eq!(code(&output), 2);
     let text = stderr(&output);
     assert!(
-        text.contains("scripts/fetch-model.sh") && text.contains("sdlc_orchestra.yaml:"),
+        text.contains("`super model pull`") && text.contains("sdlc_orchestra.yaml:"),
         "{text}"
     );
 }

@@ -120,7 +120,7 @@ fn model_path_and_list_read_the_cache() {
     assert!(stdout(&path)
         .trim()
         .ends_with("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(stderr(&path).contains("scripts/fetch-model.sh"));
+    assert!(stderr(&path).contains("super model pull"));
     let models = project.path(".super-home/models");
     std::fs::create_dir_all(&models).expect("mkdir");
     std::fs::write(
