@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use chat::{ChatMessage, PromptCounter};
 pub use error::LocalError;
 pub use model::{GenerateParams, Generation, LoadInfo, LocalModel, StopReason};
+pub use qmm::KERNEL_ENV;
 pub use schema::SchemaError;
 pub use structured::{ConstraintError, JsonConstraint, JsonMatcher};
 pub use tokenizer::Tokenizer;

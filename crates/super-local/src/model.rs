@@ -4,8 +4,8 @@
 //!
 //! The forward pass itself is in the private `llama` module: candle-transformers'
 //! `quantized_llama` rewritten around our own AVX-512-VNNI kernel for the Q8_0 weights (one
-//! repacked copy of the weights, no padding; candle's `QMatMul` on other CPUs or with
-//! `SUPER_LOCAL_KERNELS=candle`).
+//! repacked copy of the weights, no padding; an AVX2 kernel on CPUs without VNNI, candle's
+//! `QMatMul` on others or with `SUPER_LOCAL_KERNEL=candle`).
 //!
 //! Context length: `llama.context_length` from the GGUF (8192 for SmolLM2), capped at
 //! [`MAX_CONTEXT`]. When a rendered prompt does not fit together with a

@@ -1,5 +1,6 @@
-//! Quantized matrix products for the forward pass: our own AVX-512-VNNI kernel for Q8_0
-//! weights, with candle's `QMatMul` as the fallback for everything else.
+//! Quantized matrix products for the forward pass: our own kernels for Q8_0 weights
+//! (AVX-512-VNNI, AVX2, and a portable scalar reference; picked by [`KERNEL_ENV`]), with
+//! candle's `QMatMul` as the fallback for everything else.
 //!
 //! candle 0.11 multiplies Q8_0 matrices with its fast repacked VNNI kernels only when the inner
 //! dimension is a multiple of 256 (SmolLM2's is 576), and its repacked copy is built *beside*
@@ -33,8 +34,10 @@ const Q8_0_BLOCK_BYTES: usize = 34;
 const MAX_MT: usize = 4;
 
 /// Environment variable that picks the matrix kernel, read once: `auto` (the default: VNNI
-/// where the CPU has AVX-512-VNNI, else candle's `QMatMul`), `vnni`, `avx2`, `scalar` (our
-/// packed kernels, for tests and comparisons) or `candle`. A kernel the CPU lacks falls back
+/// where the CPU has AVX-512-VNNI, else AVX2 where it has AVX2/FMA/F16C, else candle's
+/// `QMatMul`), `vnni`, `avx2`, `scalar` (our packed kernels; scalar is the portable
+/// reference) or `candle`. On a 2-core AVX2 machine (no VNNI) the AVX2 kernel generated
+/// 17–19 tokens/s against candle's 11–13 and read the prompt 3× faster, under heavy load. A kernel the CPU lacks falls back
 /// to candle's `QMatMul`. `SUPER_LOCAL_KERNELS=candle` (the older name) still works.
 pub const KERNEL_ENV: &str = "SUPER_LOCAL_KERNEL";
 
@@ -79,8 +82,12 @@ fn kernel_for(value: &str) -> Option<Kernel> {
         "avx2" => Kernel::Avx2,
         "scalar" => Kernel::Scalar,
         "candle" => return None,
-        // `auto`, empty or unknown.
-        _ => Kernel::Vnni,
+        // `auto`, empty or unknown: the fastest this CPU has.
+        _ => {
+            return [Kernel::Vnni, Kernel::Avx2]
+                .into_iter()
+                .find(|k| k.available())
+        }
     };
     wanted.available().then_some(wanted)
 }
@@ -812,10 +819,10 @@ mod tests {
             kernel_for("avx2"),
             Kernel::Avx2.available().then_some(Kernel::Avx2)
         );
-        assert_eq!(
-            kernel_for("auto"),
-            Kernel::Vnni.available().then_some(Kernel::Vnni)
-        );
+        let best = [Kernel::Vnni, Kernel::Avx2]
+            .into_iter()
+            .find(|k| k.available());
+        assert_eq!(kernel_for("auto"), best);
         assert_eq!(kernel_for(""), kernel_for("auto"));
     }
 
