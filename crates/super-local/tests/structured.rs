@@ -205,3 +205,56 @@ fn unsupported_schemas_fail_before_generating() {
         "{msg}"
     );
 }
+
+/// Masks repeat inside a string, so they come from the cache (the same `Arc`), and a fresh
+/// trie walk over the whole vocabulary stays far below one token's forward pass. Needs only
+/// the tokenizer (GGUF metadata).
+#[test]
+fn masks_are_cached_inside_strings() {
+    let path = default_model_path();
+    if !path.exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("no model at {}", path.display());
+        }
+        eprintln!("SKIPPED: no model at {}", path.display());
+        return;
+    }
+    let tokenizer = super_local::Tokenizer::from_gguf_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let schema =
+        json!({"type":"object","properties":{"text":{"type":"string"}},"required":["text"]});
+    let start = std::time::Instant::now();
+    let c = std::sync::Arc::new(
+        super_local::JsonConstraint::compile(&schema, &tokenizer).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let compile = start.elapsed();
+    let mut m = c.matcher(100).unwrap_or_else(|e| panic!("{e}"));
+    for piece in ["{\"", "text", "\":", " \""] {
+        let ids = tokenizer.encode(piece);
+        for id in ids {
+            assert!(m.accept(id), "{piece:?} rejected");
+        }
+    }
+    let t = std::time::Instant::now();
+    let first = m.allowed();
+    let walk = t.elapsed();
+    // Inside the string almost every token is allowed.
+    assert!(first.count() > 40_000, "{}", first.count());
+    let quote = tokenizer.encode("\"")[0];
+    assert!(first.allows(quote));
+    for word in ["Hello", " world", ",", " and", " more"] {
+        for id in tokenizer.encode(word) {
+            assert!(m.accept(id));
+        }
+        let t = std::time::Instant::now();
+        let again = m.allowed();
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &again),
+            "not cached after {word:?}"
+        );
+        assert!(t.elapsed() < walk);
+    }
+    eprintln!(
+        "compile {compile:?}, first string mask {walk:?} ({} tokens allowed)",
+        first.count()
+    );
+}
