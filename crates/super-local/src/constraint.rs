@@ -193,6 +193,77 @@ impl State {
     }
 }
 
+impl State {
+    /// When the only reading is inside a string with a `maxLength`, past its `minLength`
+    /// and not inside an escape or a character: the same state with unlimited room, and the
+    /// characters of room left. Its mask is the unlimited state's mask less the tokens that
+    /// write more string characters than that.
+    pub fn string_room(&self, schema: &Schema) -> Option<(State, u32)> {
+        let [t] = self.threads.as_slice() else {
+            return None;
+        };
+        let Some(Frame::Str {
+            node,
+            len,
+            esc: false,
+            utf8: 0,
+            lo,
+            hi,
+        }) = t.top()
+        else {
+            return None;
+        };
+        let Node::String {
+            min,
+            max: Some(max),
+        } = schema.node(node)
+        else {
+            return None;
+        };
+        if len == u32::MAX || len < *min {
+            return None;
+        }
+        let mut open = *t;
+        open.set_top(Frame::Str {
+            node,
+            len: u32::MAX,
+            esc: false,
+            utf8: 0,
+            lo,
+            hi,
+        });
+        Some((
+            State {
+                threads: vec![open],
+            },
+            max.saturating_sub(len),
+        ))
+    }
+}
+
+/// String characters a token writes when it starts inside a string (no escape or character
+/// pending), up to its first unescaped quote; a trailing backslash counts as the character
+/// it starts.
+pub(crate) fn string_chars(bytes: &[u8]) -> u32 {
+    let (mut n, mut esc) = (0u32, false);
+    for &b in bytes {
+        if esc {
+            esc = false;
+            continue;
+        }
+        match b {
+            b'\\' => {
+                esc = true;
+                n += 1;
+            }
+            b'"' => break,
+            0x80..=0xBF => {}
+            _ => n += 1,
+        }
+    }
+    n
+}
+
 /// The automaton over one compiled schema.
 #[derive(Debug, Clone)]
 pub(crate) struct Automaton {
@@ -387,7 +458,9 @@ impl Automaton {
                 let Node::String { min, max } = *self.schema.node(node) else {
                     return;
                 };
-                let room = max.is_none_or(|m| len < m);
+                // `len == u32::MAX`: past `minLength` with unlimited room (a cache key state,
+                // see `State::cache_key`).
+                let room = len == u32::MAX || max.is_none_or(|m| len < m);
                 let s = |len, esc, utf8, lo, hi| Frame::Str {
                     node,
                     len,
@@ -398,6 +471,7 @@ impl Automaton {
                 };
                 // Without maxLength, lengths past minLength all behave alike: saturate.
                 let grow = |len: u32| match max {
+                    _ if len == u32::MAX => len,
                     None => (len + 1).min(min),
                     Some(_) => len + 1,
                 };

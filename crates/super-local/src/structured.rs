@@ -51,6 +51,9 @@ pub struct JsonConstraint {
     trie: TokenTrie,
     token_bytes: Vec<Vec<u8>>,
     max_token_bytes: u32,
+    /// `(string characters written, id)` of every token, most characters first (see
+    /// [`crate::constraint::string_chars`]).
+    by_string_chars: Vec<(u32, u32)>,
     cache: Mutex<HashMap<State, Arc<TokenMask>>>,
 }
 
@@ -95,7 +98,15 @@ impl JsonConstraint {
             });
         }
         let trie = TokenTrie::new(&tokens);
+        let mut by_string_chars: Vec<(u32, u32)> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(id, t)| (crate::constraint::string_chars(t), id as u32))
+            .collect();
+        by_string_chars.sort_unstable_by(|a, b| b.cmp(a));
         Ok(Self {
+            by_string_chars,
             source: schema.clone(),
             max_token_bytes: trie.max_token_bytes() as u32,
             automaton,
@@ -135,7 +146,21 @@ impl JsonConstraint {
         if let Some(m) = self.lock().get(&key) {
             return Arc::clone(m);
         }
-        let mask = Arc::new(self.trie.mask(&self.automaton, state, scratch));
+        let mask = match state.string_room(&self.automaton.schema) {
+            // Inside a bounded string: the unbounded string's (cached) mask less the tokens
+            // that write too many characters, instead of a walk per length.
+            Some((open, room)) => {
+                let mut mask = (*self.cached_mask(&open, scratch)).clone();
+                for &(chars, id) in &self.by_string_chars {
+                    if chars <= room {
+                        break;
+                    }
+                    mask.deny(id);
+                }
+                Arc::new(mask)
+            }
+            None => Arc::new(self.trie.mask(&self.automaton, state, scratch)),
+        };
         let mut cache = self.lock();
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
@@ -392,6 +417,41 @@ mod tests {
         let left: Vec<u32> = within.ids().collect();
         // `"` (then `}`), `{"` (a `{` of content, then `"`: then `}`), and `"}`.
         assert_eq!(left, vec![id(&v, b"\""), id(&v, b"{\""), id(&v, b"\"}")]);
+    }
+
+    /// Inside a bounded string, the mask derived from the unbounded one equals a direct walk
+    /// at every length.
+    #[test]
+    fn bounded_string_masks_match_a_direct_walk() {
+        let v = vocab();
+        for schema in [
+            json!({"type":"object","properties":{"s":{"type":"string","minLength":1,"maxLength":12}},"required":["s"]}),
+            json!({"type":"array","items":{"type":"string","maxLength":3}}),
+        ] {
+            let c = constraint(schema.clone());
+            let mut m = c.matcher(200).unwrap_or_else(|e| panic!("{e}"));
+            let prefix: &[&[u8]] = if schema["type"] == "object" {
+                &[b"{\"", b"s", b"\":", b"\""]
+            } else {
+                &[b"[", b"\""]
+            };
+            for t in prefix {
+                assert!(m.accept(id(&v, t)));
+            }
+            for step in 0..12 {
+                let got = m.allowed();
+                let mut scratch = Vec::new();
+                let want = c.trie.mask(&c.automaton, &m.state, &mut scratch);
+                assert_eq!(*got, want, "{schema} step {step}");
+                let next = if step % 3 == 2 { &b"\\"[..] } else { &b"a"[..] };
+                if !m.accept(id(&v, next)) {
+                    break;
+                }
+                if next == b"\\" {
+                    assert!(m.accept(id(&v, b"n")));
+                }
+            }
+        }
     }
 
     #[test]
