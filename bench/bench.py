@@ -405,6 +405,9 @@ def fig_local(ctx):
     engines = []
     if a.local_bench and os.path.exists(a.local_bench):
         engines.append(("super_local", [a.local_bench, model, str(P), str(G), str(T)]))
+        # The same generation constrained by a JSON Schema (the mask's cost), interleaved.
+        engines.append(("super_local_schema",
+                        [a.local_bench, model, str(P), str(G), str(T), "--schema", "builtin"]))
     else:
         data["super_local_missing"] = f"no super-local bench example at {a.local_bench}"
         log(data["super_local_missing"])
@@ -435,6 +438,12 @@ def fig_local(ctx):
                  for a_, b_ in zip(data["super_local"]["runs"], data["llama_cpp"]["runs"])]
         data["gen_ratio_paired_median"] = round(statistics.median(pairs), 3)
         data["gen_ratio_paired_range"] = [round(min(pairs), 3), round(max(pairs), 3)]
+    if "super_local" in data and "super_local_schema" in data:
+        # Constrained / unconstrained generation speed, per interleaved pair.
+        pairs = [c["generation_tokens_per_s"] / u["generation_tokens_per_s"]
+                 for c, u in zip(data["super_local_schema"]["runs"], data["super_local"]["runs"])]
+        data["schema_gen_ratio_paired_median"] = round(statistics.median(pairs), 3)
+        data["schema_gen_ratio_paired_range"] = [round(min(pairs), 3), round(max(pairs), 3)]
     ctx.save("local", data)
 
 
@@ -497,6 +506,12 @@ def summary(ctx):
         add(f"| local peak RSS vs llama.cpp (embedded-model issue) | ≤ 1.5× | "
             f"{sl['process_peak_rss_kb'] / MiB:.0f} vs {lc['process_peak_rss_kb'] / MiB:.0f} MiB = "
             f"{loc['rss_ratio']:.2f}× | {verdict(loc['rss_ratio'] <= TARGETS['local_rss_ratio'])} |")
+    if loc and "schema_gen_ratio_paired_median" in loc:
+        sc, sl = loc["super_local_schema"]["median"], loc["super_local"]["median"]
+        r = loc["schema_gen_ratio_paired_median"]
+        add(f"| local generation with / without a JSON Schema (constrained decoding) | ≥ 0.75× | "
+            f"{sc['generation_tokens_per_s']:.1f} vs {sl['generation_tokens_per_s']:.1f} tok/s "
+            f"(paired runs: median {r:.2f}×) | {verdict(r >= 0.75)} |")
     add("")
     if s and o and f:
         zero = next(e for e in o["latencies"] if e["latency_ms"] == 0)

@@ -9,7 +9,8 @@
 #            overhead   sequential runs, N = 3/20/100 at 0 and 50 ms stub latency: marginal
 #                       overhead per task and peak RSS
 #            fanout     20 and 200 tasks + 1 aggregator at 200 ms, max_parallel 20 and 50: run / ideal
-#            local      the embedded model vs llama.cpp (llama-cpp-python) on the same GGUF, 1 thread
+#            local      the embedded model vs llama.cpp (llama-cpp-python) on the same GGUF, 1 thread,
+#                       and the embedded model with vs without a JSON Schema (constrained decoding)
 #            all        all of the above (default)
 #            summary    only rebuild bench/results/summary.md from the saved results
 #   --quick       fewer runs: a smoke test of the harness, not figures to publish

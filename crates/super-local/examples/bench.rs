@@ -2,10 +2,13 @@
 //! object on stdout (for scripts).
 //!
 //! ```text
-//! cargo run --release -p super-local --example bench -- MODEL PROMPT_TOKENS GEN_TOKENS THREADS [--fresh]
+//! cargo run --release -p super-local --example bench -- MODEL PROMPT_TOKENS GEN_TOKENS THREADS [--fresh] [--schema FILE|builtin]
 //! ```
 //! `--fresh` deletes the Q8_0 cache first so the load includes the conversion. End tokens are
-//! ignored so exactly GEN_TOKENS are generated (greedy).
+//! ignored so exactly GEN_TOKENS are generated (greedy). `--schema` constrains the reply to a
+//! JSON Schema (a JSON file, or `builtin`: a story object with a title and eight paragraphs),
+//! so the figures include the mask; the reply then ends when the document is complete (at
+//! most GEN_TOKENS tokens), and `constraint_compile_ms` is reported.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -17,8 +20,16 @@ use super_local::{ChatMessage, GenerateParams, LocalModel};
 const FILLER: &str = "The quick brown fox jumps over the lazy dog while the river runs \
     past old stone bridges, and the wind carries stories from distant hills to the town.";
 
+/// The `--schema builtin` schema: long enough to fill GEN_TOKENS with string content.
+const BUILTIN_SCHEMA: &str = r#"{"type":"object","properties":{
+    "title":{"type":"string","maxLength":80},
+    "paragraphs":{"type":"array","items":{"type":"string"},"minItems":8,"maxItems":8}},
+    "required":["title","paragraphs"]}"#;
+
 fn usage() -> ! {
-    eprintln!("usage: bench MODEL PROMPT_TOKENS GEN_TOKENS THREADS [--fresh]");
+    eprintln!(
+        "usage: bench MODEL PROMPT_TOKENS GEN_TOKENS THREADS [--fresh] [--schema FILE|builtin]"
+    );
     std::process::exit(2)
 }
 
@@ -75,6 +86,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gen_tokens: usize = arg(&args, 2);
     let threads: usize = arg(&args, 3);
     let fresh = args.iter().skip(4).any(|a| a == "--fresh");
+    let schema: Option<serde_json::Value> = match args.iter().skip(4).position(|a| a == "--schema")
+    {
+        None => None,
+        Some(i) => {
+            let Some(src) = args.get(4 + i + 1) else {
+                usage()
+            };
+            let text = if src == "builtin" {
+                BUILTIN_SCHEMA.to_owned()
+            } else {
+                std::fs::read_to_string(src)?
+            };
+            Some(serde_json::from_str(&text)?)
+        }
+    };
 
     super_local::set_threads(threads);
     if fresh {
@@ -100,7 +126,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: 0,
         repeat_penalty: 1.0,
     };
-    let out = model.generate(&messages, &params, &mut |_| ControlFlow::Continue(()))?;
+    let (out, compile_ms) = match &schema {
+        None => (
+            model.generate(&messages, &params, &mut |_| ControlFlow::Continue(()))?,
+            None,
+        ),
+        Some(schema) => {
+            let t = Instant::now();
+            let constraint = model.compile_constraint(schema)?;
+            let compile_ms = round(t.elapsed().as_secs_f64() * 1e3);
+            let out = model.generate_json(&messages, &params, &constraint, &mut |_| {
+                ControlFlow::Continue(())
+            })?;
+            (out, Some(compile_ms))
+        }
+    };
 
     let json = serde_json::json!({
         "model": model.model_name(),
@@ -118,6 +158,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "generation_ms": round(out.generation_duration.as_secs_f64() * 1e3),
         "generation_tokens_per_s": round(out.generation_tokens_per_second()),
         "stop": format!("{:?}", out.stop),
+        "schema": schema.is_some(),
+        "constraint_compile_ms": compile_ms,
         "peak_rss_after_load_kb": rss_after_load,
         "peak_rss_kb": peak_rss_kb(),
     });

@@ -51,6 +51,10 @@ pub enum LocalError {
     #[error("failed to generate: the prompt is empty")]
     EmptyPrompt,
 
+    /// A JSON Schema cannot constrain generation, or the token budget is too small for it.
+    #[error(transparent)]
+    Constraint(#[from] crate::structured::ConstraintError),
+
     /// A forward pass or sampling step failed.
     #[error("failed to run the local model: {0}")]
     Inference(String),

@@ -8,7 +8,10 @@
 //! - [`chat`]: chat messages and the chat template (GGUF Jinja template, ChatML fallback);
 //! - [`convert`]: re-quantizing Q4_1 (and other slow) tensors to Q8_0, with an on-disk cache;
 //! - `llama` (private): the llama forward pass, on our own AVX-512-VNNI Q8_0 kernel (`qmm`);
-//! - [`model`]: loading the weights and generating text.
+//! - [`model`]: loading the weights and generating text;
+//! - [`structured`]: JSON-Schema-constrained decoding ([`LocalModel::generate_json`]), built on
+//!   [`schema`] (the supported subset), `constraint` (the byte-level automaton) and `trie`
+//!   (the token trie and masks).
 //!
 //! ```no_run
 //! use super_local::{ChatMessage, GenerateParams, LocalModel};
@@ -24,12 +27,16 @@
 //! ```
 
 pub mod chat;
+mod constraint;
 pub mod convert;
 mod error;
 mod llama;
 pub mod model;
 mod qmm;
+pub mod schema;
+pub mod structured;
 pub mod tokenizer;
+mod trie;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -38,7 +45,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use chat::{ChatMessage, PromptCounter};
 pub use error::LocalError;
 pub use model::{GenerateParams, Generation, LoadInfo, LocalModel, StopReason};
+pub use qmm::KERNEL_ENV;
+pub use schema::SchemaError;
+pub use structured::{ConstraintError, JsonConstraint, JsonMatcher};
 pub use tokenizer::Tokenizer;
+pub use trie::TokenMask;
 
 /// File name of the default model in [`models_dir`].
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";

@@ -4,8 +4,9 @@
 //! - **Our own Q8_0 kernel** ([`crate::qmm`]): the weights are repacked once at load into
 //!   AVX-512-VNNI tiles and the GGUF bytes dropped, so there is one copy of the weights (the
 //!   size of the Q8_0 data) and no padding: candle's fast kernel needs inner dimensions that
-//!   are multiples of 256 and keeps its repacked copy beside the original. CPUs without
-//!   AVX-512-VNNI (or `SUPER_LOCAL_KERNELS=candle`) use candle's `QMatMul` instead.
+//!   are multiples of 256 and keeps its repacked copy beside the original. CPUs with AVX2 but
+//!   not AVX-512-VNNI use the AVX2 kernel on the same layout; others (or
+//!   `SUPER_LOCAL_KERNEL=candle`) use candle's `QMatMul`.
 //! - **The tied embedding is the LM head**: token rows are dequantized on demand from the same
 //!   quantized matrix the head multiplies by; there is no f32 copy of it.
 //! - **No tensor per operation**: the pass runs on reusable f32 buffers (norms, rotary

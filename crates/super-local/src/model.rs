@@ -4,8 +4,8 @@
 //!
 //! The forward pass itself is in the private `llama` module: candle-transformers'
 //! `quantized_llama` rewritten around our own AVX-512-VNNI kernel for the Q8_0 weights (one
-//! repacked copy of the weights, no padding; candle's `QMatMul` on other CPUs or with
-//! `SUPER_LOCAL_KERNELS=candle`).
+//! repacked copy of the weights, no padding; an AVX2 kernel on CPUs without VNNI, candle's
+//! `QMatMul` on others or with `SUPER_LOCAL_KERNEL=candle`).
 //!
 //! Context length: `llama.context_length` from the GGUF (8192 for SmolLM2), capped at
 //! [`MAX_CONTEXT`]. When a rendered prompt does not fit together with a
@@ -26,6 +26,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::convert::{self, WeightsOrigin};
 use crate::llama::Llama;
+use crate::structured::{JsonConstraint, JsonMatcher};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{LocalError, DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME};
 
@@ -343,7 +344,45 @@ impl LocalModel {
         params: &GenerateParams,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation, LocalError> {
+        self.generate_inner(messages, params, None, on_token)
+    }
+
+    /// Compile a JSON Schema for this model's vocabulary (see [`crate::schema`] for the
+    /// supported subset). Compile once per schema and reuse it: masks are cached inside.
+    pub fn compile_constraint(
+        &self,
+        schema: &serde_json::Value,
+    ) -> Result<Arc<JsonConstraint>, LocalError> {
+        Ok(Arc::new(JsonConstraint::compile(schema, &self.tokenizer)?))
+    }
+
+    /// Like [`LocalModel::generate`], but every token is masked so the reply is a JSON
+    /// document valid for `constraint`'s schema, complete within `params.max_tokens` (fails up
+    /// front when the shortest valid document does not fit). The mask is applied after the
+    /// repeat penalty; end tokens are allowed only once the document is complete, and
+    /// generation stops ([`StopReason::Eos`]) as soon as nothing can follow it.
+    pub fn generate_json(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenerateParams,
+        constraint: &Arc<JsonConstraint>,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LocalError> {
+        self.generate_inner(messages, params, Some(constraint), on_token)
+    }
+
+    fn generate_inner(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenerateParams,
+        constraint: Option<&Arc<JsonConstraint>>,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LocalError> {
         let start = Instant::now();
+        let mut matcher = match constraint {
+            Some(c) => Some(c.matcher(params.max_tokens)?),
+            None => None,
+        };
         self.interrupt.store(false, Ordering::SeqCst);
         let prompt = self.render_chat(messages)?;
         let tokens = self.tokenizer.encode(&prompt);
@@ -375,7 +414,7 @@ impl LocalModel {
             .weights
             .reset_cache(capacity)
             .map_err(LocalError::from)
-            .and_then(|()| self.run(&tokens, params, on_token, start, &mut out));
+            .and_then(|()| self.run(&tokens, params, matcher.as_mut(), on_token, start, &mut out));
         // The KV cache holds ~46 KB per position: free it between generations.
         self.weights.drop_cache();
         result.map(|()| out)
@@ -385,6 +424,7 @@ impl LocalModel {
         &mut self,
         prompt: &[u32],
         params: &GenerateParams,
+        mut matcher: Option<&mut JsonMatcher>,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
         start: Instant,
         out: &mut Generation,
@@ -418,15 +458,29 @@ impl LocalModel {
                     recent,
                 )?;
             }
-            let next = sampler.sample(&logits)?;
+            let next = match matcher.as_deref_mut() {
+                None => sampler.sample(&logits)?,
+                Some(m) => self.sample_constrained(&mut sampler, &logits, m)?,
+            };
             if first_at.is_none() {
                 let now = Instant::now();
                 out.time_to_first_token = now - start;
                 first_at = Some(now);
             }
-            if self.stop_on_eos && self.stop_ids.contains(&next) {
+            let is_stop = self.stop_ids.contains(&next);
+            if is_stop && (self.stop_on_eos || matcher.is_some()) {
                 out.stop = StopReason::Eos;
                 break;
+            }
+            let mut document_closed = false;
+            if let Some(m) = matcher.as_deref_mut() {
+                if !m.accept(next) {
+                    return Err(LocalError::Inference(format!(
+                        "internal error: the constrained sampler chose token {next}, which the \
+                         schema does not allow"
+                    )));
+                }
+                document_closed = m.is_complete() && !m.can_continue();
             }
             out.tokens.push(next);
             let piece = decoder.push(self.tokenizer.token_bytes(next));
@@ -439,6 +493,10 @@ impl LocalModel {
             }
             if self.interrupt.load(Ordering::Relaxed) {
                 out.stop = StopReason::Cancelled;
+                break;
+            }
+            if document_closed {
+                out.stop = StopReason::Eos;
                 break;
             }
             if out.tokens.len() >= params.max_tokens {
@@ -466,6 +524,53 @@ impl LocalModel {
         out.completion_tokens = out.tokens.len();
         out.generation_duration = first_at.map(|t| t.elapsed()).unwrap_or_default();
         Ok(())
+    }
+}
+
+impl LocalModel {
+    /// Sample one token with the constraint's mask applied: end tokens only when the document
+    /// is complete; a token after which the document could not close in time is replaced by
+    /// the best one that can.
+    fn sample_constrained(
+        &self,
+        sampler: &mut LogitsProcessor,
+        logits: &candle_core::Tensor,
+        m: &mut JsonMatcher,
+    ) -> Result<u32, LocalError> {
+        let raw = logits.flatten_all()?.to_vec1::<f32>()?;
+        let complete = m.is_complete();
+        let pick = |sampler: &mut LogitsProcessor,
+                    mask: &crate::TokenMask|
+         -> Result<Option<u32>, LocalError> {
+            let mut v = raw.clone();
+            mask.apply(&mut v);
+            if complete {
+                for &s in &self.stop_ids {
+                    if let (Some(slot), Some(&r)) = (v.get_mut(s as usize), raw.get(s as usize)) {
+                        *slot = r;
+                    }
+                }
+            }
+            if v.iter().all(|x| *x == f32::NEG_INFINITY) {
+                return Ok(None);
+            }
+            let n = v.len();
+            let t = candle_core::Tensor::from_vec(v, n, &candle_core::Device::Cpu)?;
+            Ok(Some(sampler.sample(&t)?))
+        };
+        let mask = m.allowed();
+        let next = pick(sampler, &mask)?;
+        match next {
+            Some(id) if self.stop_ids.contains(&id) || m.fits(id) => return Ok(id),
+            _ => {}
+        }
+        let within = m.allowed_within_budget();
+        match pick(sampler, &within)? {
+            Some(id) => Ok(id),
+            None => Err(LocalError::Inference(
+                "internal error: no token can continue the constrained document".into(),
+            )),
+        }
     }
 }
 
