@@ -85,6 +85,20 @@ impl JsonConstraint {
         Self::with_vocabulary(schema, tokens)
     }
 
+    /// Check that `schema` is within the supported subset without a model or vocabulary
+    /// (for load-time diagnostics): the same errors [`JsonConstraint::compile`] would give.
+    pub fn check(schema: &Value) -> Result<(), ConstraintError> {
+        let automaton = Automaton::new(Schema::compile(schema)?);
+        let depth = automaton.depth(automaton.schema.root);
+        if depth > MAX_DEPTH {
+            return Err(ConstraintError::TooDeep {
+                depth,
+                max: MAX_DEPTH,
+            });
+        }
+        Ok(())
+    }
+
     /// Compile `schema` for a vocabulary given as each token id's bytes (an empty entry is a
     /// token that is never allowed, such as a control token).
     pub fn with_vocabulary(schema: &Value, tokens: Vec<Vec<u8>>) -> Result<Self, ConstraintError> {
@@ -452,6 +466,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn check_needs_no_vocabulary() {
+        assert!(JsonConstraint::check(&json!({"type":"array","items":{"type":"integer"}})).is_ok());
+        let e = JsonConstraint::check(&json!({"type":"string","pattern":"a+"})).err();
+        assert!(
+            matches!(&e, Some(ConstraintError::Schema(s)) if s.pointer == "/pattern"),
+            "{e:?}"
+        );
+        let mut deep = json!({"type":"integer"});
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"type":"array","items":deep});
+        }
+        assert!(matches!(
+            JsonConstraint::check(&deep),
+            Err(ConstraintError::TooDeep { .. })
+        ));
     }
 
     #[test]
