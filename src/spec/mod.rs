@@ -3,9 +3,10 @@
 pub mod agent;
 pub mod decode;
 pub mod orchestra;
+pub mod quantity;
 
 pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec, Persona};
 pub use orchestra::{
     decode_orchestra, BudgetSpec, ExecutionSpec, OrchestraSpec, Price, Priority, RateLimitSpec,
-    RetryStrategy, Strategy, TaskGroupSpec, TaskRef, TaskSpec,
+    ResourcesSpec, RetryStrategy, Strategy, TaskGroupSpec, TaskRef, TaskSpec,
 };

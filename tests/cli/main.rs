@@ -6,6 +6,7 @@ mod compat;
 mod create;
 mod diagnostics;
 mod durable;
+mod export;
 mod local;
 mod runner;
 mod support;
