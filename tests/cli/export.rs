@@ -115,7 +115,7 @@ fn resources_are_kubernetes_quantities_checked_at_load_time() {
         "the hint names the right unit: {err}"
     );
     assert!(
-        err.contains(&format!("sdlc_orchestra.yaml:{cpu_line}:21")),
+        err.contains(&format!("sdlc_orchestra.yaml:{cpu_line}:22")),
         "cpu at its line and column: {err}"
     );
     assert!(err.contains("`lots` is not a Kubernetes quantity"), "{err}");
@@ -210,7 +210,7 @@ fn configmap_claim_and_job_pass_kubernetes_validate_strict() {
         .expect("run kubernetes-validate");
     let report = format!("{}{}", stdout(&checked), stderr(&checked));
     assert_eq!(code(&checked), 0, "{report}");
-    for kind in ["ConfigMap", "PersistentVolumeClaim", "Job"] {
+    for kind in ["configmap/", "persistentvolumeclaim/", "job/"] {
         assert!(report.contains(kind), "{kind} was validated: {report}");
     }
 }
