@@ -72,6 +72,57 @@ pub enum OrchestraCommand {
     /// Run an orchestra
     #[command(visible_alias = "ru")]
     Run(Box<RunArgs>),
+    /// Write Kubernetes manifests: an Argo Workflow (one pod per task) or a Job
+    Export(Box<ExportArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportTargetArg {
+    /// An Argo Workflow: one pod per task, `super orchestra run-task`
+    Argo,
+    /// A Kubernetes Job: one pod running the whole orchestra
+    Job,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    #[arg(long, value_enum, default_value = "argo")]
+    pub target: ExportTargetArg,
+    /// Write a WorkflowTemplate (submit with `argo submit --from workflowtemplate/NAME`)
+    #[arg(long)]
+    pub template: bool,
+    /// The image holding `super` (see the Dockerfile)
+    #[arg(long, value_name = "IMAGE", default_value = crate::export::DEFAULT_IMAGE)]
+    pub image: String,
+    /// The namespace of every object
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The Kubernetes secret holding the API keys, one key per environment variable
+    #[arg(long, value_name = "NAME", default_value = crate::export::DEFAULT_SECRET)]
+    pub secret: String,
+    /// Size of the workspace claim made for each run
+    #[arg(long, value_name = "SIZE", default_value = crate::export::DEFAULT_PVC_SIZE)]
+    pub pvc_size: String,
+    /// Use this existing claim for the workspace (each Argo run in its own folder), kept after the run
+    #[arg(long, value_name = "CLAIM", conflicts_with = "artifacts")]
+    pub workspace_claim: Option<String>,
+    /// Pass each output to its dependents as an Argo artifact (needs an artifact repository)
+    #[arg(long)]
+    pub artifacts: bool,
+    /// The whole run's deadline
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_wall_seconds: Option<u64>,
+    /// The goal: the Workflow's default `goal` parameter; required for `--target job`
+    #[arg(long, short = 'g')]
+    pub goal: Option<String>,
+    /// Write to FILE instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Treat warnings as errors
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod diag;
 pub mod exec;
+pub mod export;
 pub mod library;
 pub mod load;
 pub mod model_pull;

@@ -15,6 +15,7 @@ pub mod agent;
 pub mod create;
 pub mod doctor;
 pub mod dry_run;
+pub mod export;
 pub mod init;
 pub mod model;
 pub mod orchestra;
@@ -170,6 +171,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             OrchestraCommand::Validate(args) => orchestra::validate(&context, &args),
             OrchestraCommand::Graph(args) => orchestra::graph(&context, &args),
             OrchestraCommand::Run(args) => run::run(&context, &args),
+            OrchestraCommand::Export(args) => export::export(&context, &args),
         },
         Command::Agent(command) => agent::agent(&context, command),
         Command::Model(command) => model::model(command),

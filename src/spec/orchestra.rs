@@ -152,6 +152,32 @@ pub struct TaskSpec {
     pub expected_output: Option<String>,
     /// The task's `tools:`, narrowing or widening its agent's.
     pub tools: Option<TaskToolsSpec>,
+    /// This task's pod resources (an export to Kubernetes), overriding the file's `resources`.
+    pub resources: Option<ResourcesSpec>,
+}
+
+/// `resources: {cpu, memory}` (the file's, or a task's override): Kubernetes quantities,
+/// checked at load time; used as both requests and limits of an exported pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourcesSpec {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+}
+
+impl ResourcesSpec {
+    /// `self`'s values where given, else `fallback`'s.
+    pub fn or(&self, fallback: Option<&ResourcesSpec>) -> ResourcesSpec {
+        ResourcesSpec {
+            cpu: self
+                .cpu
+                .clone()
+                .or_else(|| fallback.and_then(|f| f.cpu.clone())),
+            memory: self
+                .memory
+                .clone()
+                .or_else(|| fallback.and_then(|f| f.memory.clone())),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -238,7 +264,7 @@ pub struct OrchestraSpec {
     pub rejected_task_names: Vec<String>,
     pub orchestration_type: Option<String>,
     pub replicas: Option<u64>,
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<ResourcesSpec>,
     pub pricing: HashMap<String, Price>,
 }
 
@@ -322,7 +348,9 @@ const TASK_KEYS: &[&str] = &[
     "retry_count",
     "expected_output",
     "tools",
+    "resources",
 ];
+const RESOURCE_KEYS: &[&str] = &["cpu", "memory"];
 const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type", "timeout_seconds"];
 const PRICE_KEYS: &[&str] = &["input_per_million", "output_per_million"];
 
@@ -532,10 +560,9 @@ pub fn decode_orchestra(
     let replicas = top
         .get("replicas")
         .and_then(|n| d.u64_in(n, "replicas", 0, limits::MAX_REPLICAS));
-    let resources = top.get("resources").map(|n| {
-        d.map(n, "resources");
-        n.to_json()
-    });
+    let resources = top
+        .get("resources")
+        .and_then(|n| decode_resources(&mut d, n, "resources"));
     let mut pricing = HashMap::new();
     if let Some(node) = top.get("pricing") {
         decode_pricing(&mut d, node, &mut pricing);
@@ -961,6 +988,9 @@ fn decode_task(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let tools = f.get("tools").map(|n| decode_task_tools(d, n));
+    let resources = f
+        .get("resources")
+        .and_then(|n| decode_resources(d, n, "tasks[].resources"));
     tasks.push(TaskSpec {
         name,
         name_loc: name_node.loc,
@@ -975,7 +1005,33 @@ fn decode_task(
         retry_count,
         expected_output,
         tools,
+        resources,
     });
+}
+
+/// `resources: {cpu: 1000m, memory: 2Gi}`: each value must be a Kubernetes quantity.
+fn decode_resources(d: &mut Decoder<'_>, node: &Node, what: &str) -> Option<ResourcesSpec> {
+    let entries = d.map(node, what)?;
+    let f = d.fields(entries, RESOURCE_KEYS, what, true);
+    let mut quantity = |key: &str| -> Option<String> {
+        let n = f.get(key)?;
+        let text = d.string(n, &format!("{what}.{key}"))?;
+        match super::quantity::check_quantity(&text) {
+            Ok(()) => Some(text),
+            Err(problem) => {
+                d.error(
+                    n,
+                    format!("{what}.{key}: {}", problem.message),
+                    "not a Kubernetes quantity",
+                )
+                .hint = Some(problem.hint);
+                None
+            }
+        }
+    };
+    let cpu = quantity("cpu");
+    let memory = quantity("memory");
+    Some(ResourcesSpec { cpu, memory })
 }
 
 fn decode_pricing(d: &mut Decoder<'_>, node: &Node, pricing: &mut HashMap<String, Price>) {

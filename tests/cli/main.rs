@@ -8,6 +8,7 @@ mod core;
 mod create;
 mod diagnostics;
 mod durable;
+mod export;
 mod firstrun;
 mod local;
 mod projects;
