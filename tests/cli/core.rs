@@ -35,14 +35,8 @@ fn reason(project: &Project) -> String {
 /// `Retry-After: NaN` (and other hostile values) panicked in `Duration::from_secs_f64`.
 #[test]
 fn hostile_retry_after_values_never_crash_the_run() {
-    for value in [
-        "NaN",
-        "inf",
-        "-1",
-        "1e400",
-        "99999999999999999999",
-        "garbage",
-    ] {
+    // Unreadable, negative or infinite: ignored, the normal backoff applies.
+    for value in ["NaN", "inf", "-1", "1e400", "garbage"] {
         let server = StubServer::start_background(
             StubConfig::default().script(vec![Step::rate_limited(value)]),
         )
@@ -59,6 +53,19 @@ fn hostile_retry_after_values_never_crash_the_run() {
         );
         assert_eq!(server.request_count(), 2, "{value}");
     }
+    // Enormous but finite: a wait longer than allowed fails the attempt, saying so.
+    let server = StubServer::start_background(
+        StubConfig::default().script(vec![Step::rate_limited("99999999999999999999")]),
+    )
+    .expect("stub");
+    let project = project_with(&server);
+    let output = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        reason(&project).contains("asked to wait"),
+        "{}",
+        reason(&project)
+    );
 }
 
 /// Hostile rate-limit headers on a successful reply (read on every response).
