@@ -6,9 +6,7 @@ use super::assemble::Assembler;
 use super::chat::{CallContext, ChatProvider};
 use super::endpoint::Endpoint;
 use super::http::{self, Decoder, Framing, HttpTransport};
-use super::types::{
-    ChatRequest, ChatResponse, ErrorKind, ProviderError, Role, TokenSink, ToolChoice, Usage,
-};
+use super::types::{ChatRequest, ChatResponse, ProviderError, Role, TokenSink, ToolChoice, Usage};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -362,6 +360,10 @@ impl Decoder for AnthropicDecoder {
         Ok(())
     }
 
+    fn take(&mut self) -> Assembler {
+        std::mem::take(&mut self.out)
+    }
+
     fn complete(&self) -> bool {
         self.out.done
     }
@@ -386,33 +388,20 @@ impl Anthropic {
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
         let base = self.endpoint.base_url.trim_end_matches("/v1");
-        let url = format!("{base}/v1/messages");
-        let bytes = serde_json::to_vec(&body(request)).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Malformed,
-                format!("failed to encode the request: {e}"),
-            )
-        })?;
-        let auth = http::credentials(&self.endpoint);
-        let (response, rate) = self
+        let mut response = self
             .transport
-            .post(
-                &url,
-                auth,
+            .exchange(
+                &format!("{base}/v1/messages"),
+                http::credentials(&self.endpoint),
                 &[("anthropic-version", ANTHROPIC_VERSION)],
-                bytes,
+                &body(request),
+                Framing::Sse,
+                &mut AnthropicDecoder::default(),
+                "Messages",
+                request,
+                on_token,
             )
             .await?;
-        let mut decoder = AnthropicDecoder::default();
-        let info = self
-            .transport
-            .read(response, Framing::Sse, &mut decoder, on_token)
-            .await?;
-        if !decoder.complete() {
-            return Err(http::incomplete(&info, "Messages"));
-        }
-        let mut response = decoder.out.finish(request)?;
-        response.rate = rate;
         // Structured output: the forced tool's input is the answer.
         if let Some(format) = &request.response_format {
             if let Some(position) = response

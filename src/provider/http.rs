@@ -33,6 +33,8 @@ pub trait Decoder: Send {
     fn whole(&mut self, body: &[u8], on_token: TokenSink<'_>) -> Result<(), ProviderError>;
     /// Whether the protocol's end of message was seen.
     fn complete(&self) -> bool;
+    /// What was assembled, taken out once the body is read.
+    fn take(&mut self) -> super::assemble::Assembler;
 }
 
 /// What the transport saw of a body, for error messages.
@@ -126,6 +128,37 @@ impl HttpTransport {
             client,
             max_reply_bytes,
         })
+    }
+
+    /// One exchange of every adapter: encode the body, POST it, read the reply through the
+    /// protocol's decoder, and assemble the response (an incomplete stream says what arrived).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exchange(
+        &self,
+        url: &str,
+        auth: Auth<'_>,
+        extra_headers: &[(&'static str, &str)],
+        body: &impl serde::Serialize,
+        framing: Framing,
+        decoder: &mut dyn Decoder,
+        protocol: &str,
+        request: &super::types::ChatRequest,
+        on_token: TokenSink<'_>,
+    ) -> Result<super::types::ChatResponse, ProviderError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Malformed,
+                format!("failed to encode the request: {e}"),
+            )
+        })?;
+        let (response, rate) = self.post(url, auth, extra_headers, bytes).await?;
+        let info = self.read(response, framing, decoder, on_token).await?;
+        if !decoder.complete() {
+            return Err(incomplete(&info, protocol));
+        }
+        let mut response = decoder.take().finish(request)?;
+        response.rate = rate;
+        Ok(response)
     }
 
     /// POSTs a JSON body; a non-2xx status becomes an error carrying the server's message.

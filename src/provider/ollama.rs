@@ -5,7 +5,7 @@ use super::assemble::Assembler;
 use super::chat::{CallContext, ChatProvider};
 use super::endpoint::Endpoint;
 use super::http::{self, Decoder, Framing, HttpTransport};
-use super::types::{ChatRequest, ChatResponse, ErrorKind, ProviderError, TokenSink, Usage};
+use super::types::{ChatRequest, ChatResponse, ProviderError, TokenSink, Usage};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +201,10 @@ impl Decoder for OllamaDecoder {
         self.line(line, on_token)
     }
 
+    fn take(&mut self) -> Assembler {
+        std::mem::take(&mut self.out)
+    }
+
     fn complete(&self) -> bool {
         self.out.done
     }
@@ -224,26 +228,19 @@ impl Ollama {
         request: &ChatRequest,
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
-        let url = self.endpoint.url("/api/chat");
-        let bytes = serde_json::to_vec(&body(request)).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Malformed,
-                format!("failed to encode the request: {e}"),
+        self.transport
+            .exchange(
+                &self.endpoint.url("/api/chat"),
+                http::credentials(&self.endpoint),
+                &[],
+                &body(request),
+                Framing::Ndjson,
+                &mut OllamaDecoder::default(),
+                "Ollama",
+                request,
+                on_token,
             )
-        })?;
-        let auth = http::credentials(&self.endpoint);
-        let (response, rate) = self.transport.post(&url, auth, &[], bytes).await?;
-        let mut decoder = OllamaDecoder::default();
-        let info = self
-            .transport
-            .read(response, Framing::Ndjson, &mut decoder, on_token)
-            .await?;
-        if !decoder.complete() {
-            return Err(http::incomplete(&info, "Ollama"));
-        }
-        let mut response = decoder.out.finish(request)?;
-        response.rate = rate;
-        Ok(response)
+            .await
     }
 }
 

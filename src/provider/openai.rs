@@ -285,6 +285,10 @@ impl Decoder for OpenAiDecoder {
         Ok(())
     }
 
+    fn take(&mut self) -> Assembler {
+        std::mem::take(&mut self.out)
+    }
+
     fn complete(&self) -> bool {
         // Servers that do not send `[DONE]` still end with a finish reason.
         self.out.done || self.out.finish_reason.is_some()
@@ -309,26 +313,19 @@ impl OpenAi {
         request: &ChatRequest,
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
-        let url = self.endpoint.url("/chat/completions");
-        let bytes = serde_json::to_vec(&body(request)).map_err(|e| {
-            ProviderError::new(
-                super::types::ErrorKind::Malformed,
-                format!("failed to encode the request: {e}"),
+        self.transport
+            .exchange(
+                &self.endpoint.url("/chat/completions"),
+                http::credentials(&self.endpoint),
+                &[],
+                &body(request),
+                Framing::Sse,
+                &mut OpenAiDecoder::default(),
+                "chat-completions",
+                request,
+                on_token,
             )
-        })?;
-        let auth = http::credentials(&self.endpoint);
-        let (response, rate) = self.transport.post(&url, auth, &[], bytes).await?;
-        let mut decoder = OpenAiDecoder::default();
-        let info = self
-            .transport
-            .read(response, Framing::Sse, &mut decoder, on_token)
-            .await?;
-        if !decoder.complete() {
-            return Err(http::incomplete(&info, "chat-completions"));
-        }
-        let mut response = decoder.out.finish(request)?;
-        response.rate = rate;
-        Ok(response)
+            .await
     }
 }
 
