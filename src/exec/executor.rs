@@ -271,6 +271,14 @@ impl Executor<'_> {
                 provider, limiter, settings, task, request, deadline, attempt,
             )
             .await?;
+        if toolbox.tools.is_empty() && !first.tool_calls.is_empty() && first.text.trim().is_empty()
+        {
+            // Calls to tools it was never offered, and no text: nothing to use.
+            return Err(CallError::Provider(ProviderError::new(
+                ErrorKind::Empty,
+                "the model answered only with calls to tools it was not offered",
+            )));
+        }
         if first.tool_calls.is_empty() || toolbox.tools.is_empty() {
             return Ok(first);
         }
