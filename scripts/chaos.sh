@@ -4,7 +4,7 @@
 # disk. `cargo test` runs the same tests quietly; this prints every `chaos:` line.
 #   CHAOS_KILLS=40 scripts/chaos.sh          more kills per kill test (default 12)
 #   CHAOS_SEED=123 scripts/chaos.sh          replay the random moments of an earlier run
-#   scripts/chaos.sh --include-ignored       also the cases waiting for the core rewrite
+#   scripts/chaos.sh --include-ignored       also ignored cases (none today)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --locked --test cli chaos -- --nocapture --test-threads=2 "$@" 2>&1 |
