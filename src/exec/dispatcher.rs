@@ -171,9 +171,11 @@ struct RunShared<'a> {
 impl RunShared<'_> {
     /// Reuses a cached output or runs the task, then writes its files; a write failure fails
     /// the task.
+    #[allow(clippy::too_many_arguments)]
     async fn run_task(
         &self,
         index: usize,
+        task: TaskName,
         job: TaskJob,
         reusable: bool,
         key: String,
@@ -181,8 +183,7 @@ impl RunShared<'_> {
         total: usize,
     ) -> Finished {
         let name = job.record.name.clone();
-        let task_name = TaskName::parse(&name).ok();
-        let output_path = task_name.as_ref().map(|t| self.workspace.task_output(t));
+        let output_path = self.workspace.task_output(&task);
         if reusable {
             let cache = self.cache.clone();
             let lookup_key = key.clone();
@@ -201,19 +202,18 @@ impl RunShared<'_> {
                 record.status = TaskStatus::Cached;
                 record.started_unix_ms = Some(ids::now_unix_ms());
                 let mut output = Some(entry.output);
-                if let (Some(path), Some(text)) = (output_path, &output) {
-                    match self
-                        .writer
-                        .write(vec![(path.clone(), text.as_bytes().to_vec())])
-                        .wait()
-                        .await
-                    {
-                        Ok(()) => record.output_file = self.relative(&path),
-                        Err(error) => {
-                            record.status = TaskStatus::Failed;
-                            record.reason = Some(error.to_string());
-                            output = None;
-                        }
+                let bytes = output.as_deref().unwrap_or_default().as_bytes().to_vec();
+                match self
+                    .writer
+                    .write(vec![(output_path.clone(), bytes)])
+                    .wait()
+                    .await
+                {
+                    Ok(()) => record.output_file = self.relative(&output_path),
+                    Err(error) => {
+                        record.status = TaskStatus::Failed;
+                        record.reason = Some(error.to_string());
+                        output = None;
                     }
                 }
                 return Finished {
@@ -233,21 +233,17 @@ impl RunShared<'_> {
             number,
             total,
         });
-        let prompt_written = task_name.as_ref().map(|t| {
-            self.writer.write(vec![(
-                self.workspace.task_prompt(t),
-                prompt::render_request(&name, &job.request).into_bytes(),
-            )])
-        });
+        let prompt_written = self.writer.write(vec![(
+            self.workspace.task_prompt(&task),
+            prompt::render_request(&name, &job.request).into_bytes(),
+        )]);
         let mut outcome = self.executor.run(job).await;
         let mut problems: Vec<WriteError> = Vec::new();
-        if let Some(pending) = prompt_written {
-            if let Err(error) = pending.wait().await {
-                problems.push(error);
-            }
+        if let Err(error) = prompt_written.wait().await {
+            problems.push(error);
         }
-        match (&outcome.output, &task_name) {
-            (Some(text), Some(task)) => {
+        match &outcome.output {
+            Some(text) => {
                 let mut files = Vec::new();
                 // The durable record first: an output on disk always has its record.
                 if self.store {
@@ -267,18 +263,17 @@ impl RunShared<'_> {
                         Err(error) => problems.push(error),
                     }
                 }
-                let path = self.workspace.task_output(task);
-                files.push((path.clone(), text.as_bytes().to_vec()));
+                files.push((output_path.clone(), text.as_bytes().to_vec()));
                 match self.writer.write(files).wait().await {
-                    Ok(()) => outcome.record.output_file = self.relative(&path),
+                    Ok(()) => outcome.record.output_file = self.relative(&output_path),
                     Err(error) => problems.push(error),
                 }
             }
-            (None, Some(task)) if outcome.budget_stop.is_none() => {
+            None if outcome.budget_stop.is_none() => {
                 let log = error_log(&outcome.record);
                 if let Err(error) = self
                     .writer
-                    .write(vec![(self.workspace.task_error(task), log.into_bytes())])
+                    .write(vec![(self.workspace.task_error(&task), log.into_bytes())])
                     .wait()
                     .await
                 {
@@ -518,6 +513,7 @@ pub async fn execute(
                 let total = scheduler.len();
                 running.push(Box::pin(shared.run_task(
                     index,
+                    task.name.clone(),
                     job,
                     reusable,
                     key,
