@@ -259,6 +259,10 @@ pub struct RunArgs {
     /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1, which beats 2 on a busy 2-core machine)
     #[arg(long, value_name = "N", env = "SUPER_THREADS")]
     pub threads: Option<usize>,
+    /// Download the embedded model (98 MB, once) without asking when a task needs it and it is
+    /// missing (also SUPER_ASSUME_YES=1)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

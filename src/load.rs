@@ -20,6 +20,8 @@ pub struct LoadOptions {
     pub overrides: ModelOverrides,
     /// Check what a run needs from this machine: API keys and the embedded model.
     pub check_environment: bool,
+    /// Leave a missing embedded model to the caller (a run offers to download it).
+    pub model_download_offered: bool,
 }
 
 /// An orchestra that passed every check.
@@ -30,6 +32,8 @@ pub struct Loaded {
     pub plan: Plan,
     /// Each task's provider and model, by task index.
     pub models: Vec<ModelChoice>,
+    /// Each task's output schema, by task index.
+    pub schemas: Vec<Option<std::sync::Arc<crate::structured::OutputSchema>>>,
     /// Warnings found on the way (none under `--strict`: they became errors).
     pub warnings: Diagnostics,
 }
@@ -167,6 +171,7 @@ pub fn load_orchestra(
         if let Some(choice) = entry.clone() {
             if choice.endpoint.protocol == Protocol::Local
                 && options.check_environment
+                && !options.model_download_offered
                 && !local_checked
             {
                 local_checked = true;
@@ -183,6 +188,12 @@ pub fn load_orchestra(
     }
 
     crate::tools::check_orchestra_tools(&spec, &agents, &mut diags);
+    let schema_root = match project {
+        Some(project) => project.root.clone(),
+        None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let schemas =
+        crate::structured::resolve::resolve_schemas(&spec, &agents, &schema_root, &mut diags);
 
     if options.strict {
         diags.promote_warnings();
@@ -193,6 +204,7 @@ pub fn load_orchestra(
             agents,
             plan,
             models,
+            schemas,
             warnings: diags,
         }),
         _ => {

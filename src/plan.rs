@@ -124,6 +124,52 @@ impl Plan {
                 }
             }
         }
+        // `{task}` and `{task.field}` in a description: the task must finish first. A `{word}`
+        // that names no task and looks like no task name is left as text.
+        for (i, task) in spec.tasks.iter().enumerate() {
+            for reference in crate::structured::references(&task.description) {
+                match index.get(reference.task.as_str()) {
+                    Some(&j) if j == i => diags.push(
+                        Diagnostic::error(format!(
+                            "task `{}` refers to its own output with `{}`",
+                            task.name,
+                            reference.written()
+                        ))
+                        .at(file, task.description_loc, "in this description")
+                        .hint("a task can use the outputs of the tasks before it, not its own"),
+                    ),
+                    Some(&j) => {
+                        if !deps[i].contains(&j) {
+                            deps[i].push(j);
+                        }
+                        edge_loc.entry((i, j)).or_insert(task.description_loc);
+                    }
+                    None => {
+                        let close = did_you_mean(&reference.task, names.iter().copied());
+                        if reference.path.is_empty() && close.is_none() {
+                            continue;
+                        }
+                        if spec.rejected_task_names.contains(&reference.task) {
+                            continue;
+                        }
+                        let hint = match close {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => format!("tasks are: {}", names.join(", ")),
+                        };
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "task `{}` uses `{}` in its description, but no task is named `{}`",
+                                task.name,
+                                reference.written(),
+                                reference.task
+                            ))
+                            .at(file, task.description_loc, "in this description")
+                            .hint(hint),
+                        );
+                    }
+                }
+            }
+        }
         let mut dependents = vec![Vec::new(); n];
         for (i, list) in deps.iter().enumerate() {
             for &j in list {
@@ -240,10 +286,6 @@ impl Plan {
         self.deps.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.deps.is_empty()
-    }
-
     /// The order a run takes when every task succeeds and takes the same time: waves of tasks
     /// that start together, each taken by priority then file order, within a phase's
     /// concurrency, phase after phase. (`exec::scheduler` runs the same rules live; a test there
@@ -280,15 +322,6 @@ impl Plan {
             self.position[task] = place;
         }
         self.waves = waves;
-    }
-
-    /// Tasks no other task waits for: their outputs make the final result.
-    pub fn sinks(&self) -> Vec<usize> {
-        self.order
-            .iter()
-            .copied()
-            .filter(|&i| self.dependents[i].is_empty())
-            .collect()
     }
 
     /// `task` and everything downstream of it.

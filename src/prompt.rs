@@ -85,9 +85,17 @@ fn field_line(field: &crate::spec::agent::FieldSpec) -> String {
     line
 }
 
-pub fn user_message(task: &TaskSpec, goal: &str, context: &[ContextOutput<'_>]) -> String {
+/// Finished tasks' outputs by task name, for `{task}` and `{task.field}` in descriptions.
+pub type OutputLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn user_message(
+    task: &TaskSpec,
+    goal: &str,
+    context: &[ContextOutput<'_>],
+    outputs: OutputLookup<'_>,
+) -> String {
     let mut out = String::new();
-    let description = task.description.replace("{goal}", goal);
+    let description = crate::structured::fill(&task.description, goal, outputs);
     if !description.trim().is_empty() {
         let _ = writeln!(out, "{}", description.trim());
         out.push('\n');
@@ -112,19 +120,35 @@ pub fn user_message(task: &TaskSpec, goal: &str, context: &[ContextOutput<'_>]) 
     out.trim_end().to_string()
 }
 
-/// The request a task sends: its prompts, its model and sampling.
+/// The request a task sends: its prompts, its model and sampling, and the schema its answer
+/// must follow (asked for natively, and stated in the system prompt).
 pub fn chat_request(
     agent: &AgentSpec,
     task: &TaskSpec,
-    model: &crate::provider::ModelChoice,
+    settings: &crate::settings::TaskSettings,
     goal: &str,
     context: &[ContextOutput<'_>],
+    outputs: OutputLookup<'_>,
 ) -> crate::provider::ChatRequest {
+    let model = &settings.model;
+    let mut system = system_message(agent, task);
+    if let Some(schema) = &settings.output_schema {
+        system.push_str("\n\n");
+        system.push_str(&schema.instruction());
+    }
     let mut request = crate::provider::ChatRequest::new(
         model.model.clone(),
-        system_message(agent, task),
-        user_message(task, goal, context),
+        system,
+        user_message(task, goal, context, outputs),
     );
+    request.response_format =
+        settings
+            .output_schema
+            .as_ref()
+            .map(|schema| crate::provider::ResponseFormat {
+                name: "answer".into(),
+                schema: schema.schema.clone(),
+            });
     request.sampling = crate::provider::Sampling {
         temperature: model.temperature,
         max_tokens: model.max_tokens,
@@ -150,101 +174,4 @@ pub fn render_request(task: &str, request: &crate::provider::ChatRequest) -> Str
         }
     }
     out
-}
-
-/// A JSON Schema for a playbook task's `outputs`, for a task whose answer must be JSON
-/// (`output_format: json`): one property per output, typed from SuperSpec's type names, every
-/// output required, nothing else allowed. `None` when the task declares no outputs.
-pub fn output_schema(outputs: &[crate::spec::agent::FieldSpec]) -> Option<serde_json::Value> {
-    if outputs.is_empty() {
-        return None;
-    }
-    let mut properties = serde_json::Map::new();
-    let mut required = Vec::new();
-    for field in outputs {
-        let name = field.name.trim();
-        if name.is_empty() {
-            continue;
-        }
-        let mut schema = json_type(field.kind.as_deref().unwrap_or("str"));
-        if let (Some(description), Some(object)) = (
-            field
-                .description
-                .as_deref()
-                .filter(|d| !d.trim().is_empty()),
-            schema.as_object_mut(),
-        ) {
-            object.insert("description".into(), description.trim().into());
-        }
-        properties.insert(name.to_string(), schema);
-        required.push(serde_json::Value::from(name));
-    }
-    Some(serde_json::json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false,
-    }))
-}
-
-/// SuperSpec's type names (`str`, `int`, `float`, `bool`, `list[str]`, `dict`, ...) as JSON Schema.
-fn json_type(kind: &str) -> serde_json::Value {
-    let kind = kind.trim().to_ascii_lowercase();
-    if let Some(inner) = kind
-        .strip_prefix("list[")
-        .or_else(|| kind.strip_prefix("array["))
-        .and_then(|rest| rest.strip_suffix(']'))
-    {
-        return serde_json::json!({"type": "array", "items": json_type(inner)});
-    }
-    let name = match kind.as_str() {
-        "int" | "integer" => "integer",
-        "float" | "number" | "double" => "number",
-        "bool" | "boolean" => "boolean",
-        "list" | "array" => "array",
-        "dict" | "object" | "json" | "map" => "object",
-        _ => "string",
-    };
-    serde_json::json!({ "type": name })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::agent::FieldSpec;
-
-    fn field(name: &str, kind: &str, description: &str) -> FieldSpec {
-        FieldSpec {
-            name: name.into(),
-            kind: Some(kind.into()),
-            description: Some(description.into()),
-            required: false,
-        }
-    }
-
-    #[test]
-    fn outputs_become_a_strict_json_schema() {
-        let schema = output_schema(&[
-            field("summary", "str", "One paragraph."),
-            field("score", "float", ""),
-            field("steps", "list[str]", "Numbered steps."),
-            field("count", "int", ""),
-        ])
-        .expect("a schema");
-        assert_eq!(
-            schema,
-            serde_json::json!({
-                "type": "object",
-                "properties": {
-                    "summary": {"type": "string", "description": "One paragraph."},
-                    "score": {"type": "number"},
-                    "steps": {"type": "array", "items": {"type": "string"}, "description": "Numbered steps."},
-                    "count": {"type": "integer"},
-                },
-                "required": ["summary", "score", "steps", "count"],
-                "additionalProperties": false,
-            })
-        );
-        assert!(output_schema(&[]).is_none());
-    }
 }

@@ -58,6 +58,9 @@ pub struct TaskSettings {
     pub attempts_source: Source,
     pub retry: RetryStrategy,
     pub model: ModelChoice,
+    /// The JSON Schema the answer must follow (`output_schema`, `output_schema_file`, or the
+    /// playbook's `outputs` under `output_format: json`), checked at load time.
+    pub output_schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
 }
 
 /// Limits of the conversation with a server, the same for every task.
@@ -137,6 +140,7 @@ pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -
         attempts_source,
         retry: execution.retry_strategy,
         model: loaded.models[index].clone(),
+        output_schema: loaded.schemas.get(index).cloned().flatten(),
     }
 }
 

@@ -171,6 +171,15 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     ),
                     task_settings.retry.as_str().replace('_', " ")
                 );
+                if let Some(schema) = &task_settings.output_schema {
+                    let _ = writeln!(
+                        out,
+                        "     output: JSON from {}, enforced {}\n       schema: {}",
+                        schema.origin,
+                        model.endpoint.protocol.schema_enforcement(),
+                        schema.compact(160)
+                    );
+                }
                 let _ = writeln!(
                     out,
                     "     estimate: {} prompt tokens ({}), up to {output} out, ${cost:.4}",

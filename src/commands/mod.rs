@@ -11,16 +11,16 @@ macro_rules! shown {
     };
 }
 
-pub mod agent;
-pub mod create;
-pub mod doctor;
-pub mod dry_run;
-pub mod export;
-pub mod init;
-pub mod model;
-pub mod orchestra;
-pub mod run;
-pub mod version;
+pub(crate) mod agent;
+pub(crate) mod create;
+pub(crate) mod doctor;
+pub(crate) mod dry_run;
+pub(crate) mod export;
+pub(crate) mod init;
+pub(crate) mod model;
+pub(crate) mod orchestra;
+pub(crate) mod run;
+pub(crate) mod version;
 
 use crate::cli::{Cli, Command, OrchestraCommand};
 use crate::diag::Diagnostics;

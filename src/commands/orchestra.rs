@@ -101,6 +101,7 @@ pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
     let options = LoadOptions {
         strict: args.strict,
         check_environment: true,
+        model_download_offered: false,
         overrides: args.model.overrides(),
         ..LoadOptions::default()
     };

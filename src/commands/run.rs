@@ -93,6 +93,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         },
         // A replayed run needs neither keys nor a model: nothing is called.
         check_environment: args.replay.is_none(),
+        model_download_offered: !args.dry_run,
     };
     let loaded = match load_orchestra(project.as_ref(), &path, &options, &env_lookup) {
         Ok(loaded) => loaded,
@@ -148,6 +149,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     if loaded.plan.strategy == Strategy::Hierarchical {
         return Err(Failure::usage("strategy `hierarchical` is not yet supported at run time")
             .hint("run it with `--strategy sequential` or `--strategy parallel`; `--dry-run` shows the plan"));
+    }
+    let uses_local = settings
+        .tasks
+        .iter()
+        .any(|t| t.model.endpoint.protocol == crate::provider::Protocol::Local);
+    if uses_local && args.replay.is_none() && crate::provider::local::unavailable_reason().is_some()
+    {
+        super::model::ensure_model(args.yes)?;
     }
     let mode = match (&args.replay, &args.record) {
         (Some(file), _) => CallMode::Replay(Arc::new(

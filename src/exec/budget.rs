@@ -100,10 +100,6 @@ impl Budget {
         }
     }
 
-    pub fn limits(&self) -> &BudgetSpec {
-        &self.limits
-    }
-
     /// Reserves one call, or says which budget forbids it. `estimated_input` is the prompt's
     /// size, so a call that would surely cross the token or cost budget does not start.
     pub fn try_start_call(&self, estimated_input: u64, estimated_cost: f64) -> Result<(), String> {

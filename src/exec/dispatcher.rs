@@ -142,13 +142,23 @@ pub fn build_request(
             })
         })
         .collect();
+    // `{task}` and `{task.field}` in the description: the declared tasks' outputs (each such
+    // task is a prerequisite, so it has finished).
+    let by_name = |name: &str| -> Option<String> {
+        let index = loaded
+            .spec
+            .tasks
+            .iter()
+            .position(|t| t.name.as_str() == name)?;
+        outputs.get(index)?.as_deref().map(str::to_string)
+    };
     match loaded.agents.get(&task.agent) {
-        Some(agent) => prompt::chat_request(agent, task, &settings.model, goal, &context),
+        Some(agent) => prompt::chat_request(agent, task, settings, goal, &context, &by_name),
         // Agents are checked at load time and for added tasks; this is only a safe fallback.
         None => crate::provider::ChatRequest::new(
             settings.model.model.clone(),
             String::new(),
-            prompt::user_message(task, goal, &context),
+            prompt::user_message(task, goal, &context, &by_name),
         ),
     }
 }
@@ -201,14 +211,19 @@ impl RunShared<'_> {
                 let mut record = job.record;
                 record.status = TaskStatus::Cached;
                 record.started_unix_ms = Some(ids::now_unix_ms());
+                // A structured task's cached output is its validated object.
+                let json = job
+                    .settings
+                    .output_schema
+                    .as_ref()
+                    .and_then(|_| serde_json::from_str(&entry.output).ok());
+                let bytes = entry.output.as_bytes().to_vec();
+                let mut files = vec![(output_path.clone(), bytes.clone())];
+                if json.is_some() {
+                    files.push((self.workspace.task_output_json(&task), bytes));
+                }
                 let mut output = Some(entry.output);
-                let bytes = output.as_deref().unwrap_or_default().as_bytes().to_vec();
-                match self
-                    .writer
-                    .write(vec![(output_path.clone(), bytes)])
-                    .wait()
-                    .await
-                {
+                match self.writer.write(files).wait().await {
                     Ok(()) => record.output_file = self.relative(&output_path),
                     Err(error) => {
                         record.status = TaskStatus::Failed;
@@ -221,6 +236,8 @@ impl RunShared<'_> {
                     outcome: TaskOutcome {
                         record,
                         output,
+                        json,
+                        last_invalid_reply: None,
                         budget_stop: None,
                     },
                 };
@@ -232,6 +249,7 @@ impl RunShared<'_> {
             model: job.settings.model.label(),
             number,
             total,
+            tools: job.tools.summary.clone(),
         });
         let prompt_written = self.writer.write(vec![(
             self.workspace.task_prompt(&task),
@@ -264,13 +282,19 @@ impl RunShared<'_> {
                     }
                 }
                 files.push((output_path.clone(), text.as_bytes().to_vec()));
+                if outcome.json.is_some() {
+                    files.push((
+                        self.workspace.task_output_json(&task),
+                        text.as_bytes().to_vec(),
+                    ));
+                }
                 match self.writer.write(files).wait().await {
                     Ok(()) => outcome.record.output_file = self.relative(&output_path),
                     Err(error) => problems.push(error),
                 }
             }
             None if outcome.budget_stop.is_none() => {
-                let log = error_log(&outcome.record);
+                let log = error_log(&outcome.record, outcome.last_invalid_reply.as_deref());
                 if let Err(error) = self
                     .writer
                     .write(vec![(self.workspace.task_error(&task), log.into_bytes())])
@@ -303,8 +327,9 @@ impl RunShared<'_> {
     }
 }
 
-/// A failed task's error log: each attempt's error, in order.
-fn error_log(record: &TaskRecord) -> String {
+/// A failed task's error log: each attempt's error, in order, then the last reply that did not
+/// match the task's schema, if that is why it failed.
+fn error_log(record: &TaskRecord, last_invalid_reply: Option<&str>) -> String {
     let mut text = format!("# Task `{}` failed\n\n", record.name);
     if let Some(reason) = &record.reason {
         text.push_str(&format!("Reason: {reason}\n\n"));
@@ -314,6 +339,11 @@ fn error_log(record: &TaskRecord) -> String {
             "attempt {}: {}\n",
             attempt.number,
             attempt.error.as_deref().unwrap_or("ok")
+        ));
+    }
+    if let Some(reply) = last_invalid_reply {
+        text.push_str(&format!(
+            "\n## The last reply (it does not match the task's output schema)\n\n{reply}\n"
         ));
     }
     text
@@ -578,7 +608,7 @@ pub async fn execute(
                     report(&event);
                 }
                 let Finished { index, outcome } = finished;
-                let TaskOutcome { mut record, output, budget_stop } = outcome;
+                let TaskOutcome { mut record, output, budget_stop, .. } = outcome;
                 let status = record.status;
                 let name = record.name.clone();
                 match output {
@@ -664,9 +694,12 @@ pub async fn execute(
             })
             .collect();
         let outputs = outputs.clone();
+        let structured: Vec<bool> = (0..scheduler.len())
+            .map(|i| table.settings(i).output_schema.is_some())
+            .collect();
         let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {
-            write_results(&workspace, &manifest, &names, &sinks, &outputs)
+            write_results(&workspace, &manifest, &names, &sinks, &outputs, &structured)
         })
         .await
         .unwrap_or_else(|e| {
@@ -720,6 +753,7 @@ fn toolbox(
         return Default::default();
     }
     super::executor::TaskToolbox {
+        summary: Some(resolved.summary()),
         tools: resolved.offer(mcp),
         settings: resolved.settings,
         context: crate::tools::ToolContext {
@@ -816,6 +850,7 @@ fn write_results(
     names: &[(String, String)],
     sinks: &[usize],
     outputs: &[Option<Arc<str>>],
+    structured: &[bool],
 ) -> Vec<WriteError> {
     let mut failures = Vec::new();
     let mut shared = serde_json::Map::new();
@@ -838,7 +873,14 @@ fn write_results(
                 "tokens_in": record.tokens_in,
                 "tokens_out": record.tokens_out,
                 "duration_ms": record.duration_ms,
-                "output": &**output,
+                // A structured task's output is its object, not a string.
+                "output": structured
+                    .get(index)
+                    .copied()
+                    .unwrap_or(false)
+                    .then(|| serde_json::from_str::<serde_json::Value>(output).ok())
+                    .flatten()
+                    .unwrap_or_else(|| serde_json::Value::from(&**output)),
             }),
         );
     }

@@ -33,6 +33,9 @@ pub enum RunEvent {
         model: String,
         number: usize,
         total: usize,
+        /// What tools the task may use and which it asked for but lacks, when it has any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tools: Option<String>,
     },
     TaskReused {
         name: String,

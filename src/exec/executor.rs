@@ -50,6 +50,8 @@ pub struct TaskJob {
 #[derive(Default)]
 pub struct TaskToolbox {
     pub tools: Vec<Arc<dyn crate::tools::Tool>>,
+    /// The line the task's start shows: what it may use, what it asked for but lacks.
+    pub summary: Option<String>,
     pub settings: crate::tools::ToolSettings,
     pub context: crate::tools::ToolContext,
 }
@@ -57,9 +59,29 @@ pub struct TaskToolbox {
 /// How a task ended.
 pub struct TaskOutcome {
     pub record: TaskRecord,
+    /// The answer (for a task with a schema, the validated object pretty-printed).
     pub output: Option<String>,
+    /// The validated object, for a task with a schema.
+    pub json: Option<serde_json::Value>,
+    /// The last reply that did not match the task's schema, when the task failed on it.
+    pub last_invalid_reply: Option<String>,
     /// A budget stopped the run at this task.
     pub budget_stop: Option<String>,
+}
+
+/// An attempt's answer.
+struct Answer {
+    text: String,
+    json: Option<serde_json::Value>,
+}
+
+impl Answer {
+    fn json(value: serde_json::Value) -> Answer {
+        Answer {
+            text: serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string()),
+            json: Some(value),
+        }
+    }
 }
 
 /// Why one call did not give a response.
@@ -82,6 +104,7 @@ impl Executor<'_> {
         let mut backoff = Backoff::new(settings.retry, self.limits.retry_base);
         let attempts = settings.attempts.max(1);
         let mut outcome = None;
+        let mut last_invalid_reply = None;
         for attempt in 1..=attempts {
             let attempt_started_unix = ids::now_unix_ms();
             let attempt_started = Instant::now();
@@ -103,12 +126,35 @@ impl Executor<'_> {
                     &mut attempt_record,
                 )
                 .await;
+            let result = match (result, &settings.output_schema) {
+                (Ok(response), Some(schema)) => {
+                    self.structured(
+                        &*provider,
+                        &limiter,
+                        &settings,
+                        schema,
+                        &record.name,
+                        &request,
+                        response,
+                        deadline,
+                        &mut attempt_record,
+                        &mut last_invalid_reply,
+                    )
+                    .await
+                }
+                (Ok(response), None) => Ok(Answer {
+                    text: response.text,
+                    json: None,
+                }),
+                (Err(error), _) => Err(error),
+            };
             attempt_record.duration_ms = attempt_started.elapsed().as_millis() as u64;
             match result {
-                Ok(response) => {
+                Ok(answer) => {
                     attempt_record.ok = true;
                     record.attempts.push(attempt_record);
-                    outcome = Some(Ok(response.text));
+                    last_invalid_reply = None;
+                    outcome = Some(Ok(answer));
                     break;
                 }
                 Err(CallError::Budget(reason)) => {
@@ -122,6 +168,7 @@ impl Executor<'_> {
                 }
                 Err(CallError::Provider(error)) => {
                     attempt_record.error = Some(error.to_string());
+                    attempt_record.reason = Some(error.kind.code().to_string());
                     attempt_record.http_status = error.status();
                     let decision =
                         self.retry_decision(&error, attempt, attempts, &settings, &mut backoff);
@@ -163,43 +210,34 @@ impl Executor<'_> {
             .flat_map(|a| &a.calls)
             .map(|c| c.cost_usd)
             .sum();
+        let mut ended = TaskOutcome {
+            record,
+            output: None,
+            json: None,
+            last_invalid_reply,
+            budget_stop: None,
+        };
         match outcome {
-            Some(Ok(text)) => {
-                record.status = TaskStatus::Succeeded;
-                TaskOutcome {
-                    record,
-                    output: Some(text),
-                    budget_stop: None,
-                }
+            Some(Ok(answer)) => {
+                ended.record.status = TaskStatus::Succeeded;
+                ended.output = Some(answer.text);
+                ended.json = answer.json;
             }
             Some(Err((reason, true))) => {
-                record.status = TaskStatus::Skipped;
-                record.reason = Some(reason.clone());
-                TaskOutcome {
-                    record,
-                    output: None,
-                    budget_stop: Some(reason),
-                }
+                ended.record.status = TaskStatus::Skipped;
+                ended.record.reason = Some(reason.clone());
+                ended.budget_stop = Some(reason);
             }
             Some(Err((reason, false))) => {
-                record.status = TaskStatus::Failed;
-                record.reason = Some(reason);
-                TaskOutcome {
-                    record,
-                    output: None,
-                    budget_stop: None,
-                }
+                ended.record.status = TaskStatus::Failed;
+                ended.record.reason = Some(reason);
             }
             None => {
-                record.status = TaskStatus::Failed;
-                record.reason = Some("no attempts were made".into());
-                TaskOutcome {
-                    record,
-                    output: None,
-                    budget_stop: None,
-                }
+                ended.record.status = TaskStatus::Failed;
+                ended.record.reason = Some("no attempts were made".into());
             }
         }
+        ended
     }
 
     /// The wait before the next attempt, or why there is none.
@@ -408,6 +446,61 @@ impl Executor<'_> {
         }
     }
 
+    /// A reply checked against the task's schema. An invalid reply gets one repair call that
+    /// shows the model its reply and the validator's errors; a second invalid reply fails the
+    /// attempt with `invalid_output` (retryable) and is kept for the error log.
+    #[allow(clippy::too_many_arguments)]
+    async fn structured(
+        &self,
+        provider: &dyn ChatProvider,
+        limiter: &Limiter,
+        settings: &TaskSettings,
+        schema: &crate::structured::OutputSchema,
+        task: &str,
+        request: &ChatRequest,
+        reply: ChatResponse,
+        deadline: Instant,
+        attempt: &mut AttemptRecord,
+        last_invalid_reply: &mut Option<String>,
+    ) -> Result<Answer, CallError> {
+        let problems = match schema.check_reply(&reply.text) {
+            Ok(value) => return Ok(Answer::json(value)),
+            Err(problems) => problems,
+        };
+        let mut repair = request.clone();
+        repair.tools.clear();
+        repair.tool_choice = ToolChoice::Auto;
+        repair
+            .messages
+            .push(Message::assistant(reply.text.clone(), Vec::new()));
+        repair.messages.push(Message::user(
+            crate::structured::OutputSchema::repair_message(&problems),
+        ));
+        *last_invalid_reply = Some(reply.text);
+        let fixed = self
+            .call(
+                provider, limiter, settings, task, &repair, deadline, attempt,
+            )
+            .await;
+        if let Some(call) = attempt.calls.last_mut() {
+            call.repair = true;
+        }
+        let fixed = fixed?;
+        match schema.check_reply(&fixed.text) {
+            Ok(value) => {
+                *last_invalid_reply = None;
+                Ok(Answer::json(value))
+            }
+            Err(problems) => {
+                *last_invalid_reply = Some(fixed.text);
+                Err(CallError::Provider(ProviderError::new(
+                    ErrorKind::InvalidOutput,
+                    format!("invalid output after one repair: {problems}"),
+                )))
+            }
+        }
+    }
+
     /// One call: the budget, the rate limit, then the provider, all before `deadline`.
     #[allow(clippy::too_many_arguments)]
     async fn call(
@@ -488,6 +581,7 @@ impl Executor<'_> {
                 call.cost_usd = cost;
                 call.finish_reason = response.finish_reason.clone();
                 call.response_model = response.model.clone();
+                call.note = response.note.clone();
                 attempt.tokens_in += call.tokens_in;
                 attempt.tokens_out += call.tokens_out;
                 Ok(response)

@@ -14,5 +14,5 @@ pub mod scheduler;
 #[cfg(test)]
 mod tests;
 
-pub use dispatcher::{execute, Interrupt, NewTask, RunInputs};
+pub use dispatcher::{execute, Interrupt, RunInputs};
 pub use events::RunEvent;

@@ -68,10 +68,6 @@ impl Scheduler {
         self.state.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.state.is_empty()
-    }
-
     /// Task indices in start order (new tasks last).
     pub fn order(&self) -> &[usize] {
         &self.order
@@ -193,6 +189,7 @@ impl Scheduler {
         }
     }
 
+    #[cfg(test)]
     pub fn running(&self) -> usize {
         self.running
     }

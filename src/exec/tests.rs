@@ -44,6 +44,7 @@ fn loaded(orchestra: &str) -> Loaded {
     agents.insert(agent.name.clone(), agent);
     Loaded {
         models: vec![choice; spec.tasks.len()],
+        schemas: vec![None; spec.tasks.len()],
         spec,
         agents,
         plan,

@@ -14,11 +14,9 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use configmap::ProjectFile;
 pub use exporter::{export, to_yaml};
-pub use keys::{placeholder_env, KeyVariable};
+pub use keys::placeholder_env;
 pub(crate) use kube_names::{is_dns_label, is_dns_subdomain};
 pub use settings::{
-    ExportError, ExportSettings, ExportTarget, Exported, WorkspaceSpec, DEFAULT_IMAGE,
-    DEFAULT_PVC_SIZE, DEFAULT_SECRET, PROJECT_MOUNT, RETRYABLE_EXIT_CODE, WORKSPACE_MOUNT,
+    ExportSettings, ExportTarget, WorkspaceSpec, DEFAULT_IMAGE, DEFAULT_PVC_SIZE, DEFAULT_SECRET,
 };

@@ -4,6 +4,7 @@
 //! that strict schema must still accept every one of Argo's own examples. The schema and the
 //! examples are read from `../shared/argo` and never copied into the repository.
 
+use super::settings::Exported;
 use super::*;
 use crate::load::{load_orchestra, LoadOptions, Loaded};
 use crate::project::Project;

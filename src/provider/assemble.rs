@@ -60,10 +60,6 @@ impl Assembler {
         self.calls.entry(index).or_default().parsed = Some(arguments);
     }
 
-    pub fn has_calls(&self) -> bool {
-        !self.calls.is_empty()
-    }
-
     pub fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let tool_calls: Vec<ToolCall> = self
             .calls
@@ -111,6 +107,7 @@ impl Assembler {
             usage,
             finish_reason: self.finish_reason,
             model: self.model,
+            note: None,
             rate: Default::default(),
         })
     }

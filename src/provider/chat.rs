@@ -15,15 +15,6 @@ pub struct CallContext<'a> {
     pub on_token: TokenSink<'a>,
 }
 
-/// How a provider enforces a requested response format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaSupport {
-    /// The server constrains its output to the schema.
-    Native,
-    /// The schema is put into the prompt and the reply validated afterwards.
-    Prompt,
-}
-
 pub trait ChatProvider: Send + Sync {
     /// One call. Dropping the future cancels it (the connection closes, the embedded model
     /// stops at the next token).
@@ -32,9 +23,4 @@ pub trait ChatProvider: Send + Sync {
         request: &'a ChatRequest,
         call: CallContext<'a>,
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>>;
-
-    /// How a response format is enforced.
-    fn schema_support(&self) -> SchemaSupport {
-        SchemaSupport::Native
-    }
 }

@@ -15,6 +15,19 @@ pub enum Protocol {
     Local,
 }
 
+impl Protocol {
+    /// How a task's output schema is enforced, in words (the dry run shows it). Every reply is
+    /// also validated, with one repair call when it does not match.
+    pub fn schema_enforcement(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "natively: `response_format: json_schema` (strict), falling back to `json_object` and the schema in the prompt where the server refuses it",
+            Protocol::Ollama => "natively: Ollama's `format` holds the schema",
+            Protocol::Anthropic => "natively: one forced tool whose input schema is the schema",
+            Protocol::Local => "natively: constrained decoding in the embedded model",
+        }
+    }
+}
+
 /// An API key: never printed, never written.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);

@@ -18,7 +18,13 @@ pub struct LocalEngine {
     model: Arc<Mutex<Option<super_local::LocalModel>>>,
     #[cfg(not(feature = "local"))]
     model: Arc<Mutex<Option<()>>>,
+    /// Compiled JSON Schema constraints, by schema text (masks are cached inside each).
+    #[cfg(feature = "local")]
+    constraints: Arc<Mutex<Constraints>>,
 }
+
+#[cfg(feature = "local")]
+type Constraints = std::collections::HashMap<String, Arc<super_local::JsonConstraint>>;
 
 /// Raises the cancel flag when the call is dropped before it ends.
 #[cfg(feature = "local")]
@@ -68,10 +74,6 @@ impl ChatProvider for LocalEngine {
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(self.generate(request, call.on_token))
     }
-
-    fn schema_support(&self) -> super::chat::SchemaSupport {
-        super::chat::SchemaSupport::Prompt
-    }
 }
 
 impl LocalEngine {
@@ -94,10 +96,12 @@ impl LocalEngine {
             let _guard = CancelOnDrop(Arc::clone(&cancel));
             let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
             let model = Arc::clone(&self.model);
+            let constraints = Arc::clone(&self.constraints);
             let request = request.clone();
             let flag = Arc::clone(&cancel);
-            let job =
-                tokio::task::spawn_blocking(move || generate(&model, &request, &flag, &sender));
+            let job = tokio::task::spawn_blocking(move || {
+                generate(&model, &constraints, &request, &flag, &sender)
+            });
             // The sender lives in the job: the channel closes when generation ends. Dropping
             // this future (a timeout, Ctrl-C) raises `cancel`, checked after every token.
             while let Some(piece) = receiver.recv().await {
@@ -117,6 +121,7 @@ const REPEAT_PENALTY: f32 = 1.15;
 #[cfg(feature = "local")]
 fn generate(
     model: &Mutex<Option<super_local::LocalModel>>,
+    constraints: &Mutex<Constraints>,
     request: &ChatRequest,
     cancel: &AtomicBool,
     sender: &tokio::sync::mpsc::UnboundedSender<String>,
@@ -155,9 +160,35 @@ fn generate(
         let _ = sender.send(piece.to_string());
         ControlFlow::Continue(())
     };
-    let generation = engine
-        .generate(&messages, &params, &mut on_piece)
-        .map_err(|e| ProviderError::new(ErrorKind::Local, e.to_string()))?;
+    let local_error =
+        |e: super_local::LocalError| ProviderError::new(ErrorKind::Local, e.to_string());
+    let generation = match &request.response_format {
+        // Constrained decoding: every token keeps the reply a valid document's prefix.
+        Some(format) => {
+            let key = format.schema.to_string();
+            let cached = constraints
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&key)
+                .cloned();
+            let constraint = match cached {
+                Some(constraint) => constraint,
+                None => {
+                    let constraint = engine
+                        .compile_constraint(&format.schema)
+                        .map_err(local_error)?;
+                    constraints
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .insert(key, Arc::clone(&constraint));
+                    constraint
+                }
+            };
+            engine.generate_json(&messages, &params, &constraint, &mut on_piece)
+        }
+        None => engine.generate(&messages, &params, &mut on_piece),
+    }
+    .map_err(local_error)?;
     if cancel.load(Ordering::Relaxed) {
         return Err(ProviderError::new(
             ErrorKind::Timeout,

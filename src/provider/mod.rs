@@ -17,12 +17,10 @@ pub mod router;
 pub mod scripted;
 pub mod types;
 
-pub use chat::{CallContext, ChatProvider, SchemaSupport};
-pub use endpoint::{
-    resolve, Endpoint, ModelChoice, ModelOverrides, Protocol, ResolveError, Secret,
-};
+pub use chat::{CallContext, ChatProvider};
+pub use endpoint::{resolve, Endpoint, ModelChoice, ModelOverrides, Protocol, ResolveError};
 pub use router::{CallMode, Providers};
 pub use types::{
     ChatRequest, ChatResponse, ErrorKind, Message, ProviderError, RateHints, ResponseFormat, Role,
-    Sampling, TokenSink, ToolCall, ToolChoice, ToolDefinition, Usage,
+    Sampling, ToolChoice, ToolDefinition, Usage,
 };

@@ -80,7 +80,8 @@ struct WireFunction<'a> {
 struct WireResponseFormat<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    json_schema: WireJsonSchema<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json_schema: Option<WireJsonSchema<'a>>,
 }
 
 #[derive(Serialize)]
@@ -147,7 +148,16 @@ struct WireUsage {
     completion_tokens: Option<u64>,
 }
 
-fn body(request: &ChatRequest) -> Request<'_> {
+/// How a response format is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonMode {
+    /// `json_schema` with `strict: true`: the server constrains the reply to the schema.
+    Schema,
+    /// `json_object`: for servers that refuse `json_schema`.
+    Object,
+}
+
+fn body(request: &ChatRequest, format: JsonMode) -> Request<'_> {
     let messages = request
         .messages
         .iter()
@@ -208,17 +218,21 @@ fn body(request: &ChatRequest) -> Request<'_> {
             })
             .collect(),
         tool_choice,
-        response_format: request
-            .response_format
-            .as_ref()
-            .map(|f| WireResponseFormat {
+        response_format: request.response_format.as_ref().map(|f| match format {
+            JsonMode::Schema => WireResponseFormat {
                 kind: "json_schema",
-                json_schema: WireJsonSchema {
+                json_schema: Some(WireJsonSchema {
                     name: &f.name,
                     schema: &f.schema,
                     strict: true,
-                },
-            }),
+                }),
+            },
+            // The schema is in the system prompt; the server only guarantees JSON.
+            JsonMode::Object => WireResponseFormat {
+                kind: "json_object",
+                json_schema: None,
+            },
+        }),
     }
 }
 
@@ -298,6 +312,21 @@ impl Decoder for OpenAiDecoder {
 pub struct OpenAi {
     transport: HttpTransport,
     endpoint: Endpoint,
+    /// The server refused `json_schema` once: ask for `json_object` from then on.
+    json_object_only: std::sync::atomic::AtomicBool,
+}
+
+/// The record's note for a structured call answered through `json_object`.
+const JSON_OBJECT_NOTE: &str = "the server refused `response_format: json_schema`; asked for `json_object` with the schema in the prompt";
+
+/// Whether a 400 is the server refusing `json_schema` (a vLLM without guided decoding, an
+/// older API, a model without structured outputs).
+fn refuses_json_schema(error: &ProviderError) -> bool {
+    let message = error.message.to_ascii_lowercase();
+    error.status() == Some(400)
+        && (message.contains("response_format")
+            || message.contains("json_schema")
+            || message.contains("structured output"))
 }
 
 impl OpenAi {
@@ -305,6 +334,7 @@ impl OpenAi {
         OpenAi {
             transport,
             endpoint,
+            json_object_only: Default::default(),
         }
     }
 
@@ -313,12 +343,35 @@ impl OpenAi {
         request: &ChatRequest,
         on_token: TokenSink<'_>,
     ) -> Result<ChatResponse, ProviderError> {
+        use std::sync::atomic::Ordering;
+        let structured = request.response_format.is_some();
+        if structured && !self.json_object_only.load(Ordering::Relaxed) {
+            match self.send(request, JsonMode::Schema, on_token).await {
+                Err(error) if refuses_json_schema(&error) => {
+                    self.json_object_only.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        let mut response = self.send(request, JsonMode::Object, on_token).await?;
+        if structured {
+            response.note = Some(JSON_OBJECT_NOTE.into());
+        }
+        Ok(response)
+    }
+
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        format: JsonMode,
+        on_token: TokenSink<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
         self.transport
             .exchange(
                 &self.endpoint.url("/chat/completions"),
                 http::credentials(&self.endpoint),
                 &[],
-                &body(request),
+                &body(request, format),
                 Framing::Sse,
                 &mut OpenAiDecoder::default(),
                 "chat-completions",
@@ -408,7 +461,7 @@ mod tests {
             name: "answer".into(),
             schema: serde_json::json!({"type": "object"}),
         });
-        let json = serde_json::to_value(body(&request)).expect("encodes");
+        let json = serde_json::to_value(body(&request, JsonMode::Schema)).expect("encodes");
         assert_eq!(
             json["messages"][2]["tool_calls"][0]["function"]["arguments"],
             "{\"expression\":\"1+1\"}"

@@ -99,10 +99,6 @@ impl ChatProvider for Recorder {
             Ok(response)
         })
     }
-
-    fn schema_support(&self) -> super::chat::SchemaSupport {
-        self.inner.schema_support()
-    }
 }
 
 /// Every call of a recording, by key.

@@ -32,7 +32,8 @@ pub struct Providers {
     built: Mutex<HashMap<Endpoint, Arc<dyn ChatProvider>>>,
 }
 
-/// Hides the run's secrets in every error a provider reports (a server may echo a key back).
+/// Hides the run's secrets in every reply and error a provider gives (a server may echo a key
+/// back): the text, the tool calls' arguments and the error messages.
 struct Redacting {
     inner: Arc<dyn ChatProvider>,
     redactor: Arc<Redactor>,
@@ -45,20 +46,26 @@ impl ChatProvider for Redacting {
         call: super::CallContext<'a>,
     ) -> futures::future::BoxFuture<'a, Result<super::ChatResponse, super::ProviderError>> {
         Box::pin(async move {
-            self.inner
-                .complete(request, call)
-                .await
-                .map_err(|mut error| {
+            match self.inner.complete(request, call).await {
+                Ok(mut response) => {
+                    // A key the model repeats never reaches a file, and never reaches a tool
+                    // (a prompt-injected model cannot hand it to `http_get`).
+                    if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&response.text) {
+                        response.text = clean;
+                    }
+                    for tool_call in &mut response.tool_calls {
+                        self.redactor.redact_json(&mut tool_call.arguments);
+                    }
+                    Ok(response)
+                }
+                Err(mut error) => {
                     if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&error.message) {
                         error.message = clean;
                     }
-                    error
-                })
+                    Err(error)
+                }
+            }
         })
-    }
-
-    fn schema_support(&self) -> super::SchemaSupport {
-        self.inner.schema_support()
     }
 }
 

@@ -160,15 +160,6 @@ impl ChatRequest {
         }
     }
 
-    /// The system prompt (the first system message), or "".
-    pub fn system(&self) -> &str {
-        self.messages
-            .iter()
-            .find(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
-            .unwrap_or_default()
-    }
-
     /// Every non-system message's text, for estimates.
     pub fn conversation_text_len(&self) -> usize {
         self.messages
@@ -204,11 +195,6 @@ impl Usage {
     pub fn total(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
     }
-
-    pub fn add(&mut self, other: Usage) {
-        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-    }
 }
 
 /// What the provider said about its rate limits, from `x-ratelimit-*` headers.
@@ -231,6 +217,10 @@ pub struct ChatResponse {
     /// The model the server says answered, when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// What the adapter changed about the request to get an answer (a server that refused
+    /// `json_schema` was asked for `json_object`), for the call's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(skip)]
     pub rate: RateHints,
 }
@@ -243,6 +233,7 @@ impl ChatResponse {
             usage,
             finish_reason: Some("stop".into()),
             model: None,
+            note: None,
             rate: RateHints::default(),
         }
     }
@@ -263,16 +254,14 @@ pub enum ErrorKind {
     Truncated,
     /// A reply with no text.
     Empty,
+    /// A reply that is not JSON valid for the requested schema, even after a repair call.
+    InvalidOutput,
     /// A reply larger than the cap.
     TooLarge,
-    /// The server asked to wait longer than we may.
-    WaitTooLong,
     /// The embedded model failed.
     Local,
     /// A replayed run has no recording for this request.
     NotRecorded,
-    /// A budget forbids the call.
-    Budget,
     /// A file the call needed could not be written (the recording).
     Io,
 }
@@ -314,13 +303,12 @@ impl ProviderError {
             ErrorKind::Connect
             | ErrorKind::Timeout
             | ErrorKind::Malformed
-            | ErrorKind::Truncated => true,
+            | ErrorKind::Truncated
+            | ErrorKind::InvalidOutput => true,
             ErrorKind::Empty
             | ErrorKind::TooLarge
-            | ErrorKind::WaitTooLong
             | ErrorKind::Local
             | ErrorKind::NotRecorded
-            | ErrorKind::Budget
             | ErrorKind::Io => false,
         }
     }
@@ -330,6 +318,25 @@ impl ProviderError {
         match self.kind {
             ErrorKind::Status(code) => Some(code),
             _ => None,
+        }
+    }
+}
+
+impl ErrorKind {
+    /// A short code for records: `http_status`, `timeout`, `invalid_output`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::Status(_) => "http_status",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::Empty => "empty",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Local => "local",
+            ErrorKind::NotRecorded => "not_recorded",
+            ErrorKind::Io => "io",
         }
     }
 }

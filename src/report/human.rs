@@ -123,11 +123,16 @@ impl HumanReporter {
                 model,
                 number,
                 total,
+                tools,
             } => {
                 self.end_stream();
                 if !self.quiet {
+                    let tools = tools
+                        .as_deref()
+                        .map(|t| format!(" · {t}"))
+                        .unwrap_or_default();
                     self.line(&format!(
-                        "🔄 Task {number}/{total}: {name} ({agent}, {model})"
+                        "🔄 Task {number}/{total}: {name} ({agent}, {model}){tools}"
                     ));
                 }
                 if let Some(multi) = &self.multi {

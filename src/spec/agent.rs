@@ -48,6 +48,10 @@ pub struct FieldSpec {
     pub name: String,
     pub kind: Option<String>,
     pub description: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub required: bool,
 }
 
@@ -65,7 +69,15 @@ pub struct AgentSpec {
     pub file: Arc<SourceFile>,
     pub name: AgentName,
     pub display_name: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub namespace: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub version: Option<String>,
     pub description: Option<String>,
     pub language_model: Option<LanguageModelSpec>,

@@ -6,12 +6,9 @@ pub mod orchestra;
 pub mod quantity;
 pub mod tools;
 
-pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec, Persona};
+pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec};
 pub use orchestra::{
-    decode_orchestra, BudgetSpec, ExecutionSpec, OrchestraSpec, Price, Priority, RateLimitSpec,
-    ResourcesSpec, RetryStrategy, Strategy, TaskGroupSpec, TaskRef, TaskSpec,
+    decode_orchestra, BudgetSpec, OrchestraSpec, OutputFormat, Price, Priority, ResourcesSpec,
+    RetryStrategy, Strategy, TaskRef, TaskSpec,
 };
-pub use tools::{
-    AgentToolsSpec, McpServerSpec, McpSpec, McpTransport, OrchestraToolsSpec, ReactConfig,
-    TaskToolsSpec, ToolName,
-};
+pub use tools::{McpServerSpec, McpTransport, OrchestraToolsSpec, TaskToolsSpec};

@@ -119,6 +119,10 @@ pub struct DependencySpec {
     pub dependency_type: String,
     /// How long the task may wait for this dependency, as written; the dependency's own timeout
     /// bounds the wait today.
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub timeout_seconds: Option<u64>,
 }
 
@@ -154,6 +158,25 @@ pub struct TaskSpec {
     pub tools: Option<TaskToolsSpec>,
     /// This task's pod resources (an export to Kubernetes), overriding the file's `resources`.
     pub resources: Option<ResourcesSpec>,
+    /// `output_format`, `output_schema`, `output_schema_file`: the shape of the answer.
+    pub output: OutputSpec,
+}
+
+/// How a task's answer must look, as written; the schema itself is checked at load time.
+#[derive(Debug, Clone, Default)]
+pub struct OutputSpec {
+    pub format: Option<(OutputFormat, Loc)>,
+    /// `output_schema:`, a JSON Schema written in YAML.
+    pub schema: Option<crate::yaml::Node>,
+    /// `output_schema_file:`, relative to the project root (JSON or YAML).
+    pub schema_file: Option<(String, Loc)>,
+}
+
+/// `output_format`: `text` (the default) or `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 /// `resources: {cpu, memory}` (the file's, or a task's override): Kubernetes quantities,
@@ -251,13 +274,25 @@ pub struct OrchestraSpec {
     pub id: OrchestraId,
     pub name: String,
     pub description: String,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub version: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub workspace_kind: String,
     /// As written, relative to the project root.
     pub workspace_path: String,
     /// Where `workspace.path` is written, when it is.
     pub workspace_path_loc: Option<Loc>,
     pub execution: ExecutionSpec,
+    #[allow(
+        dead_code,
+        reason = "read from the file for completeness; nothing acts on it yet"
+    )]
     pub agents: Vec<(AgentName, Loc)>,
     pub tasks: Vec<TaskSpec>,
     /// Names of tasks rejected for an unsafe name; references to them are not reported twice.
@@ -349,6 +384,9 @@ const TASK_KEYS: &[&str] = &[
     "expected_output",
     "tools",
     "resources",
+    "output_format",
+    "output_schema",
+    "output_schema_file",
 ];
 const RESOURCE_KEYS: &[&str] = &["cpu", "memory"];
 const DEPENDENCY_KEYS: &[&str] = &["task_name", "dependency_type", "timeout_seconds"];
@@ -991,6 +1029,7 @@ fn decode_task(
     let resources = f
         .get("resources")
         .and_then(|n| decode_resources(d, n, "tasks[].resources"));
+    let output = decode_output(d, &f);
     tasks.push(TaskSpec {
         name,
         name_loc: name_node.loc,
@@ -1006,7 +1045,67 @@ fn decode_task(
         expected_output,
         tools,
         resources,
+        output,
     });
+}
+
+/// `output_format`, `output_schema` and `output_schema_file` of a task.
+fn decode_output(d: &mut Decoder<'_>, f: &super::decode::Fields<'_>) -> OutputSpec {
+    let mut output = OutputSpec::default();
+    if let Some(n) = f.get("output_format") {
+        if let Some(text) = d.string(n, "output_format") {
+            match text.trim().to_ascii_lowercase().as_str() {
+                "text" => output.format = Some((OutputFormat::Text, n.loc)),
+                "json" => output.format = Some((OutputFormat::Json, n.loc)),
+                _ => {
+                    d.error(
+                        n,
+                        format!("unknown output_format `{text}`"),
+                        "not an output format",
+                    )
+                    .hint = Some("output formats are `text` (the default) and `json`".into());
+                }
+            }
+        }
+    }
+    if let Some(n) = f.get("output_schema") {
+        if d.map(n, "output_schema").is_some() {
+            output.schema = Some(n.clone());
+        }
+    }
+    if let Some(n) = f.get("output_schema_file") {
+        if let Some(path) = d.string(n, "output_schema_file") {
+            output.schema_file = Some((path.trim().to_string(), n.loc));
+        }
+    }
+    if let (Some(schema), Some((_, file_loc))) = (&output.schema, &output.schema_file) {
+        let file_loc = *file_loc;
+        d.error(
+            schema,
+            "a task has both `output_schema` and `output_schema_file`",
+            "the schema is written here",
+        )
+        .hint = Some(format!(
+            "keep one: the inline schema, or the file named on line {}",
+            file_loc.line
+        ));
+    }
+    if let (Some((OutputFormat::Text, _)), Some(n), true) = (
+        &output.format,
+        f.get("output_format"),
+        output.schema.is_some() || output.schema_file.is_some(),
+    ) {
+        d.error(
+            n,
+            "`output_format: text` with an output schema",
+            "text here",
+        )
+        .hint = Some(
+            "a task with a schema answers in JSON: write `output_format: json` or leave it out"
+                .into(),
+        );
+    }
+    output
 }
 
 /// `resources: {cpu: 1000m, memory: 2Gi}`: each value must be a Kubernetes quantity.

@@ -102,12 +102,6 @@ pub struct McpTool {
     peer: Peer<RoleClient>,
 }
 
-impl McpTool {
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-}
-
 impl Tool for McpTool {
     fn definition(&self) -> &ToolDefinition {
         &self.definition
@@ -212,6 +206,7 @@ impl McpSessions {
     }
 
     /// Every tool of every server, prefixed.
+    #[cfg(test)]
     pub fn tools(&self) -> Vec<Arc<dyn Tool>> {
         self.sessions
             .iter()
@@ -229,6 +224,7 @@ impl McpSessions {
     }
 
     /// The process ids of the stdio servers (their process groups), for checks.
+    #[cfg(test)]
     pub fn pids(&self) -> Vec<u32> {
         self.sessions.iter().filter_map(|s| s.pgid).collect()
     }

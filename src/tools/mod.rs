@@ -9,15 +9,15 @@ pub mod files;
 pub mod http;
 pub mod json;
 pub mod mcp;
+#[cfg(test)]
+mod mcp_tests;
 pub mod resolve;
 pub mod shell;
 pub mod text;
 pub mod tool;
 
-pub use catalog::Permissions;
-pub use mcp::{McpError, McpSessions, McpTool};
+pub use mcp::{McpError, McpSessions};
 pub use resolve::{
-    check_orchestra_tools, resolve_agent_tools, resolve_task_tools, run_servers, TaskTools,
-    ToolSettings,
+    check_orchestra_tools, resolve_agent_tools, resolve_task_tools, run_servers, ToolSettings,
 };
-pub use tool::{run_tool, CallLimits, Tool, ToolContext, ToolDefinition, ToolError, ToolOutcome};
+pub use tool::{run_tool, Tool, ToolContext, ToolOutcome};

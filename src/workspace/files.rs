@@ -129,6 +129,13 @@ impl Workspace {
             .join(format!("{task}_output.txt"))
     }
 
+    /// A structured task's validated object, pretty-printed.
+    pub fn task_output_json(&self, task: &TaskName) -> PathBuf {
+        self.root
+            .join(TASK_OUTPUTS)
+            .join(format!("{task}_output.json"))
+    }
+
     pub fn task_prompt(&self, task: &TaskName) -> PathBuf {
         self.root
             .join(TASK_OUTPUTS)

@@ -70,6 +70,12 @@ pub struct CallRecord {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub http_status: Option<u16>,
+    /// The call asked the model to fix a reply that did not match the task's schema.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub repair: bool,
+    /// What the provider changed about the request, when it had to (a refused `json_schema`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -84,6 +90,9 @@ pub struct AttemptRecord {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Why the attempt failed, as a code: `invalid_output`, `timeout`, `http_status`, ...
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none", default)]

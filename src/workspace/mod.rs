@@ -9,10 +9,10 @@ pub mod root;
 pub mod writer;
 
 pub use files::{write_atomic, Workspace};
-pub use lock::{LockError, WorkspaceLock};
+pub use lock::WorkspaceLock;
 pub use manifest::{
     AttemptRecord, CallRecord, Manifest, RunStatus, TaskRecord, TaskStatus, ToolCallRecord,
     MANIFEST_SCHEMA_VERSION,
 };
 pub use root::resolve_root;
-pub use writer::{BackgroundWriter, Pending, WriteError};
+pub use writer::{BackgroundWriter, WriteError};
