@@ -70,7 +70,11 @@ pub enum OrchestraCommand {
     /// Draw the task graph
     Graph(GraphArgs),
     /// Run an orchestra
-    #[command(visible_alias = "ru")]
+    #[command(
+        visible_alias = "ru",
+        long_about = "Run an orchestra: every task's output, prompt and record land in its workspace folder.\n\nStructured outputs: a task with `output_schema:` (a JSON Schema in YAML), `output_schema_file:` (JSON or YAML, relative to the project root) or `output_format: json` (its playbook task's `outputs` become the schema) answers in JSON of that shape. Each provider is asked natively (OpenAI `json_schema`, Ollama `format`, Anthropic a forced tool, the embedded model by constrained decoding); every reply is validated, an invalid one gets one repair call, and a second invalid reply fails the attempt with `invalid_output` (retried like any failure). The object is written to `task_outputs/<task>_output.json`.\n\nField references: `{task}` in a description is that task's whole output, `{task.field.sub}` one value of its JSON object; each referenced task runs first.",
+        after_long_help = "Examples:\n  super orchestra run sdlc --goal \"Build a login page\"\n  super orchestra run sdlc --goal \"Build a login page\" --dry-run   # the plan, limits and schemas; no call\n  super orchestra run api_pipeline --goal \"a todo service\" --provider ollama --model llama3.2\n  super orchestra run sdlc --goal G --resume                      # reuse what finished"
+    )]
     Run(Box<RunArgs>),
     /// Write Kubernetes manifests: an Argo Workflow (one pod per task) or a Job
     Export(Box<ExportArgs>),

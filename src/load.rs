@@ -137,7 +137,7 @@ pub fn load_orchestra(
             match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
                 Ok(choice) => Some(choice),
                 Err(error) => {
-                    let from_playbook = error.from_playbook().unwrap_or(
+                    let from_playbook = error.comes_from_playbook().unwrap_or(
                         options.overrides.model.is_none() && options.overrides.provider.is_none(),
                     );
                     let needs_environment = matches!(

@@ -135,7 +135,15 @@ impl Plan {
                             task.name,
                             reference.written()
                         ))
-                        .at(file, task.description_loc, "in this description")
+                        .at(
+                            file,
+                            crate::structured::resolve::reference_loc(
+                                spec,
+                                task,
+                                &reference.written(),
+                            ),
+                            "its own name",
+                        )
                         .hint("a task can use the outputs of the tasks before it, not its own"),
                     ),
                     Some(&j) => {
@@ -163,7 +171,15 @@ impl Plan {
                                 reference.written(),
                                 reference.task
                             ))
-                            .at(file, task.description_loc, "in this description")
+                            .at(
+                                file,
+                                crate::structured::resolve::reference_loc(
+                                    spec,
+                                    task,
+                                    &reference.written(),
+                                ),
+                                "no task has this name",
+                            )
                             .hint(hint),
                         );
                     }

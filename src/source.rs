@@ -61,6 +61,24 @@ impl SourceFile {
             .nth(line.checked_sub(1)?)
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
     }
+
+    /// The first place `needle` (on one line) is written at or after `from`, within the next
+    /// `lines` lines: how a diagnostic points at a word inside a longer value.
+    pub fn find_from(&self, from: Loc, needle: &str, lines: usize) -> Option<Loc> {
+        for line in from.line..from.line.saturating_add(lines) {
+            let text = self.line_text(line)?;
+            let skip = if line == from.line { from.col } else { 0 };
+            let start = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
+            if let Some(at) = text[start..].find(needle) {
+                return Some(Loc {
+                    line,
+                    col: text[..start + at].chars().count(),
+                    len: needle.chars().count(),
+                });
+            }
+        }
+        None
+    }
 }
 
 /// Why a file could not be read as text.

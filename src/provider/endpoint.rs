@@ -423,7 +423,7 @@ impl ResolveError {
     }
 
     /// Whether the error comes from the playbook (rather than `--provider` and friends).
-    pub fn from_playbook(&self) -> Option<bool> {
+    pub fn comes_from_playbook(&self) -> Option<bool> {
         match self {
             ResolveError::UnknownProvider { from_playbook, .. }
             | ResolveError::MissingKey { from_playbook, .. }

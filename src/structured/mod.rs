@@ -418,21 +418,17 @@ mod tests {
             json!({"type": "object", "properties": {"name": {"type": "string", "pattern": "a+"}}}),
             "t",
         )
-        .err()
-        .expect("pattern is not supported");
+        .expect_err("pattern is not supported");
         assert_eq!(problem.pointer, "/properties/name/pattern");
         assert!(problem.message.contains("pattern"), "{problem:?}");
         let problem = OutputSchema::new(json!({"$ref": "#/$defs/missing"}), "t")
-            .err()
-            .expect("a dangling $ref");
+            .expect_err("a dangling $ref");
         assert!(problem.message.contains("missing"), "{problem:?}");
-        let problem = OutputSchema::new(json!({"type": "strin"}), "t")
-            .err()
-            .expect("an unknown type");
+        let problem =
+            OutputSchema::new(json!({"type": "strin"}), "t").expect_err("an unknown type");
         assert!(problem.message.contains("strin"), "{problem:?}");
         let problem = OutputSchema::new(json!({"type": "integer", "minimum": "zero"}), "t")
-            .err()
-            .expect("a minimum that is not a number");
+            .expect_err("a minimum that is not a number");
         assert_eq!(problem.pointer, "/minimum");
     }
 

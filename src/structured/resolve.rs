@@ -190,7 +190,7 @@ fn check_references(spec: &OrchestraSpec, schemas: &Schemas, diags: &mut Diagnos
                         "task `{}` uses `{written}`, but task `{}` has no output schema, so its output has no fields",
                         task.name, reference.task
                     ))
-                    .at(&spec.file, task.description_loc, "in this description")
+                    .at(&spec.file, reference_loc(spec, task, &written), "this field")
                     .hint(format!(
                         "give `{}` an `output_schema` (or `output_format: json` with playbook `outputs`), or use `{{{}}}` for its whole output",
                         reference.task, reference.task
@@ -214,7 +214,7 @@ fn check_references(spec: &OrchestraSpec, schemas: &Schemas, diags: &mut Diagnos
                             "task `{}` uses `{written}`, but the output schema of `{}` defines no field `{wanted}`",
                             task.name, reference.task
                         ))
-                        .at(&spec.file, task.description_loc, "in this description")
+                        .at(&spec.file, reference_loc(spec, task, &written), "not a field of the schema")
                         .hint(hint),
                     );
                 }
@@ -222,4 +222,13 @@ fn check_references(spec: &OrchestraSpec, schemas: &Schemas, diags: &mut Diagnos
             }
         }
     }
+}
+
+/// Where a reference is written in a task's description (the description itself when it is
+/// folded across lines in a way that splits the reference).
+pub(crate) fn reference_loc(spec: &OrchestraSpec, task: &TaskSpec, written: &str) -> Loc {
+    let lines = task.description.lines().count().saturating_add(2);
+    spec.file
+        .find_from(task.description_loc, written, lines)
+        .unwrap_or(task.description_loc)
 }

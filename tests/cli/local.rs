@@ -188,3 +188,73 @@ fn a_timeout_stops_the_embedded_model_promptly() {
         "{attempt}"
     );
 }
+
+/// The structured example on the embedded model: constrained decoding makes every answer a
+/// JSON document valid for its schema, so no repair call is needed, and field references carry
+/// the design's values into the later prompts.
+#[test]
+fn the_structured_example_answers_valid_json_on_the_embedded_model() {
+    let Some(home) = real_super_home() else {
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/structured"),
+        project.root(),
+    );
+    for agent in ["architect", "developer"] {
+        let path = project.path(&format!(
+            "structured/agents/{agent}/playbook/{agent}_playbook.yaml"
+        ));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let patched = text.replacen(
+            "spec:\n",
+            "spec:\n  language_model:\n    provider: local\n    max_tokens: 120\n",
+            1,
+        );
+        std::fs::write(&path, patched).expect("write");
+    }
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .env_remove("OPENAI_API_KEY")
+        .args([
+            "orchestra",
+            "run",
+            "api_pipeline",
+            "--goal",
+            "a todo list service",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let ws = project.workspace("api_pipeline");
+    let read = |task: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(ws.join(format!("task_outputs/{task}_output.json")))
+            .unwrap_or_else(|e| panic!("{task}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{task}: {e}: {text}"))
+    };
+    let design = read("design_api");
+    assert!(design["service"].is_string(), "{design}");
+    assert!(!design["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .is_empty());
+    let review = read("review_design");
+    assert!(review["approved"].is_boolean(), "{review}");
+    assert!(review["concerns"].is_array(), "{review}");
+    assert!(read("implement")["files"].is_array());
+    let manifest = project.manifest("api_pipeline");
+    for task in manifest["tasks"].as_array().expect("tasks") {
+        let calls = task["attempts"][0]["calls"].as_array().expect("calls");
+        assert_eq!(calls.len(), 1, "no repair was needed: {task}");
+    }
+    let service = design["service"].as_str().unwrap_or_default();
+    let prompt =
+        std::fs::read_to_string(ws.join("task_outputs/implement_prompt.md")).expect("prompt");
+    assert!(
+        prompt.contains(&format!("for the service {service}")),
+        "{prompt}"
+    );
+}

@@ -14,5 +14,6 @@ mod local;
 mod projects;
 mod reliability;
 mod runner;
+mod structured;
 mod support;
 mod tools;
