@@ -97,6 +97,7 @@ pub struct BudgetFlags {
     pub max_cost_usd: Option<f64>,
     pub max_llm_calls: Option<u64>,
     pub max_wall_seconds: Option<f64>,
+    pub max_tool_calls: Option<u64>,
 }
 
 /// Everything a run needs beside the loaded orchestra.
@@ -150,6 +151,7 @@ pub fn budget(file: &BudgetSpec, flags: &BudgetFlags) -> BudgetSpec {
         max_cost_usd: flags.max_cost_usd.or(file.max_cost_usd),
         max_llm_calls: flags.max_llm_calls.or(file.max_llm_calls),
         max_wall_seconds: flags.max_wall_seconds.or(file.max_wall_seconds),
+        max_tool_calls: flags.max_tool_calls.or(file.max_tool_calls),
     }
 }
 
@@ -167,6 +169,9 @@ pub fn describe_budget(budget: &BudgetSpec) -> String {
     }
     if let Some(s) = budget.max_wall_seconds {
         parts.push(format!("{s} s of wall time"));
+    }
+    if let Some(n) = budget.max_tool_calls {
+        parts.push(format!("{n} tool calls"));
     }
     if parts.is_empty() {
         "none".to_string()

@@ -171,6 +171,22 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     ),
                     task_settings.retry.as_str().replace('_', " ")
                 );
+                if let Some(agent) = loaded.agents.get(&task.agent) {
+                    let tools = crate::tools::resolve_task_tools(agent, &loaded.spec, task);
+                    if !tools.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "     {} (loop: at most {} tool turns{})",
+                            tools.summary(),
+                            tools.settings.max_iterations,
+                            tools
+                                .settings
+                                .max_tool_calls
+                                .map(|n| format!(", {n} tool calls"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
                 if let Some(schema) = &task_settings.output_schema {
                     let _ = writeln!(
                         out,

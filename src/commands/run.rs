@@ -66,6 +66,7 @@ pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure>
                 max_cost_usd: args.max_cost_usd,
                 max_llm_calls: args.max_llm_calls,
                 max_wall_seconds: args.max_wall_seconds,
+                max_tool_calls: args.max_tool_calls,
             },
         ),
         pricing: PriceTable::new(loaded.spec.pricing.clone()),
@@ -158,10 +159,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     {
         super::model::ensure_model(args.yes)?;
     }
-    let mode = match (&args.replay, &args.record) {
-        (Some(file), _) => CallMode::Replay(Arc::new(
+    let replayer = match &args.replay {
+        Some(file) => Some(Arc::new(
             Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?,
         )),
+        None => None,
+    };
+    let mode = match (&replayer, &args.record) {
+        (Some(recording), _) => CallMode::Replay(Arc::clone(recording)),
         (None, Some(file)) => {
             CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
                 Failure::usage(format!(
@@ -242,7 +247,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
             .collect::<Vec<_>>()
             .iter(),
     );
-    let mut mcp = if servers.is_empty() {
+    // A replay runs no tool: no server starts, the recording answers every call.
+    let mut mcp = if servers.is_empty() || replayer.is_some() {
         None
     } else {
         Some(
@@ -260,6 +266,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         run_id: crate::exec::ids::run_id(),
         archived_previous: archived,
         mcp: mcp.as_ref(),
+        replay: replayer.clone(),
     };
     // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
     let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));

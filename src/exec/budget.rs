@@ -81,6 +81,7 @@ struct Spent {
     tokens: u64,
     cost_usd: f64,
     calls: u64,
+    tool_calls: u64,
 }
 
 /// What the run has spent, shared by every task.
@@ -98,6 +99,22 @@ impl Budget {
             started: Instant::now(),
             spent: Mutex::new(Spent::default()),
         }
+    }
+
+    /// Reserves `wanted` tool calls at once (a model's batch runs whole or not at all), or
+    /// says that the run's tool-call budget forbids them.
+    pub fn try_tool_calls(&self, wanted: u64) -> Result<(), String> {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(max) = self.limits.max_tool_calls {
+            if spent.tool_calls.saturating_add(wanted) > max {
+                return Err(format!(
+                    "the run's tool-call budget is spent: max_tool_calls {max} ({} made)",
+                    spent.tool_calls
+                ));
+            }
+        }
+        spent.tool_calls += wanted;
+        Ok(())
     }
 
     /// Reserves one call, or says which budget forbids it. `estimated_input` is the prompt's

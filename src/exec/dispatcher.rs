@@ -54,6 +54,8 @@ pub struct RunInputs<'a> {
     pub archived_previous: Option<String>,
     /// The run's MCP servers, started before the first task.
     pub mcp: Option<&'a crate::tools::McpSessions>,
+    /// Under `--replay`: tool calls are answered from this recording, never run.
+    pub replay: Option<Arc<crate::provider::record::Replayer>>,
 }
 
 /// A task added while the run goes on. Its `context` names existing tasks; its agent must be
@@ -493,7 +495,7 @@ pub async fn execute(
                     &settings.goal,
                     &outputs,
                 );
-                let toolbox = toolbox(loaded, task, workspace, inputs.mcp);
+                let toolbox = toolbox(loaded, task, workspace, inputs.mcp, inputs.replay.as_ref());
                 request.tools = toolbox
                     .tools
                     .iter()
@@ -744,6 +746,7 @@ fn toolbox(
     task: &TaskSpec,
     workspace: &Workspace,
     mcp: Option<&crate::tools::McpSessions>,
+    replay: Option<&Arc<crate::provider::record::Replayer>>,
 ) -> super::executor::TaskToolbox {
     let Some(agent) = loaded.agents.get(&task.agent) else {
         return Default::default();
@@ -752,9 +755,16 @@ fn toolbox(
     if resolved.is_empty() {
         return Default::default();
     }
+    let tools = match replay {
+        Some(recording) => crate::tools::replayed::replayed_tools(recording, task.name.as_str()),
+        None => resolved.offer(mcp),
+    };
     super::executor::TaskToolbox {
-        summary: Some(resolved.summary()),
-        tools: resolved.offer(mcp),
+        summary: Some(match replay {
+            Some(_) => format!("{} (replayed: no tool runs)", resolved.summary()),
+            None => resolved.summary(),
+        }),
+        tools,
         settings: resolved.settings,
         context: crate::tools::ToolContext {
             workspace: workspace.root.clone(),

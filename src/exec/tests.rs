@@ -132,6 +132,7 @@ async fn run_with(
         run_id: "test-run".into(),
         archived_previous: None,
         mcp: None,
+        replay: None,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     if let Some((after, signals)) = interrupts {
@@ -552,6 +553,7 @@ async fn a_failed_write_fails_the_task() {
         run_id: "w".into(),
         archived_previous: None,
         mcp: None,
+        replay: None,
     };
     let (_sender, mut receiver) = mpsc::unbounded_channel();
     let manifest = execute(&inputs, &mut receiver, None, &mut |_| {}).await;

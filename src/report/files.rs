@@ -155,6 +155,9 @@ pub fn trace(manifest: &Manifest) -> String {
                 if let Some(status) = call.http_status {
                     attributes["http.response.status_code"] = json!(status);
                 }
+                if call.repair {
+                    attributes["super.call.repair"] = json!(true);
+                }
                 if call.error.is_some() {
                     attributes["error.type"] = json!(call
                         .http_status
@@ -169,6 +172,33 @@ pub fn trace(manifest: &Manifest) -> String {
                         start_ms: call.started_unix_ms,
                         end_ms: call.started_unix_ms + call.duration_ms,
                         error: call.error.as_deref(),
+                        attributes,
+                    }
+                    .to_json(&trace_id),
+                );
+            }
+            for tool in &attempt.tool_calls {
+                let mut attributes = json!({
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": tool.name,
+                });
+                if let Some(arguments) = &tool.arguments {
+                    attributes["gen_ai.tool.call.arguments"] = json!(arguments);
+                }
+                if tool.error.is_some() {
+                    attributes["error.type"] = json!("tool_error");
+                }
+                if tool.replayed {
+                    attributes["super.tool.replayed"] = json!(true);
+                }
+                lines.push(
+                    Span {
+                        id: random_hex(8),
+                        parent: Some(&attempt_span),
+                        name: format!("execute_tool {}", tool.name),
+                        start_ms: tool.started_unix_ms,
+                        end_ms: tool.started_unix_ms + tool.duration_ms,
+                        error: tool.error.as_deref(),
                         attributes,
                     }
                     .to_json(&trace_id),

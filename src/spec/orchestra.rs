@@ -218,6 +218,8 @@ pub struct BudgetSpec {
     pub max_cost_usd: Option<f64>,
     pub max_llm_calls: Option<u64>,
     pub max_wall_seconds: Option<f64>,
+    /// Tool calls across the whole run (`--max-tool-calls`).
+    pub max_tool_calls: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -370,6 +372,7 @@ const BUDGET_KEYS: &[&str] = &[
     "max_cost_usd",
     "max_llm_calls",
     "max_wall_seconds",
+    "max_tool_calls",
 ];
 const RATE_KEYS: &[&str] = &["rpm", "tpm"];
 const TASK_KEYS: &[&str] = &[
@@ -765,6 +768,9 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             execution.budget.max_llm_calls = b
                 .get("max_llm_calls")
                 .and_then(|n| d.u64_in(n, "budget.max_llm_calls", 0, limits::MAX_CALLS));
+            execution.budget.max_tool_calls = b
+                .get("max_tool_calls")
+                .and_then(|n| d.u64_in(n, "budget.max_tool_calls", 0, limits::MAX_CALLS));
             execution.budget.max_wall_seconds = b.get("max_wall_seconds").and_then(|n| {
                 d.f64_in(n, "budget.max_wall_seconds", 0.0, limits::MAX_WALL_SECONDS)
             });

@@ -111,8 +111,14 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ToolCallRecord {
     pub name: String,
+    /// The arguments as the model sent them (compact JSON, cut at 1 KiB).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub arguments: Option<String>,
     pub started_unix_ms: u64,
     pub duration_ms: u64,
+    /// The result came from the recording (`--replay`); the tool did not run.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub replayed: bool,
     /// The error text the model got back, when the tool failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,

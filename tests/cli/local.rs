@@ -258,3 +258,57 @@ fn the_structured_example_answers_valid_json_on_the_embedded_model() {
         "{prompt}"
     );
 }
+
+/// The embedded model calls tools through constrained decoding: each turn is decoded under a
+/// schema admitting only a call of an offered tool (with its argument schema) or the answer,
+/// so every call it makes parses, whatever the 135M model's judgement.
+#[test]
+fn the_embedded_model_makes_tool_calls_that_always_parse() {
+    let Some(home) = real_super_home() else {
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    project.agent(
+        "mathy",
+        "apiVersion: agent/v1\nkind: AgentSpec\nmetadata:\n  name: Mathy\n  id: mathy\nspec:\n  language_model:\n    provider: local\n    max_tokens: 40\n  persona:\n    role: Calculator operator\n  tasks:\n  - name: compute\n    instruction: Use the calculator tool to compute, then answer with the number.\n  tools:\n    enabled: true\n    specific_tools: [calculator]\n    max_iterations: 1\n",
+    );
+    project.orchestra(
+        "calc",
+        "metadata:\n  id: calc\ntasks:\n  - name: compute\n    agent: mathy\n    description: \"Compute {goal} with the calculator tool.\"\n",
+    );
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .env_remove("OPENAI_API_KEY")
+        .args(["orchestra", "run", "calc", "--goal", "17*23"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let manifest = project.manifest("calc");
+    let attempt = &manifest["tasks"][0]["attempts"][0];
+    let calls = attempt["tool_calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!calls.is_empty(), "the model called no tool: {attempt}");
+    for call in &calls {
+        assert_eq!(call["name"], "calculator", "{call}");
+        let arguments: serde_json::Value =
+            serde_json::from_str(call["arguments"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}: {call}"));
+        assert!(arguments["expression"].is_string(), "{call}");
+        assert!(call.get("error").is_none(), "the call ran: {call}");
+    }
+    let answer = std::fs::read_to_string(
+        project
+            .workspace("calc")
+            .join("task_outputs/compute_output.txt"),
+    )
+    .expect("output");
+    assert!(!answer.trim().is_empty());
+    assert!(
+        !answer.contains("\"tool\""),
+        "the final answer is not a tool call: {answer}"
+    );
+}

@@ -16,4 +16,5 @@ mod reliability;
 mod runner;
 mod structured;
 mod support;
+mod toolloop;
 mod tools;
