@@ -458,3 +458,66 @@ impl PromptCounter {
         }
     }
 }
+
+#[cfg(all(test, feature = "local"))]
+mod tests {
+    use super::*;
+    use crate::provider::types::{ToolChoice, ToolDefinition};
+    use serde_json::json;
+
+    fn request(choice: ToolChoice) -> ChatRequest {
+        let mut request = ChatRequest::new("m", "s", "u");
+        request.tools = vec![
+            ToolDefinition {
+                name: "calculator".into(),
+                description: "Arithmetic.".into(),
+                parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+            },
+            ToolDefinition {
+                name: "fetch".into(),
+                description: "An MCP tool with keywords decoding does not support.".into(),
+                parameters: json!({"type": "object", "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https"}, "headers": {"type": "object", "default": {}}}, "required": ["url"], "$schema": "x"}),
+            },
+        ];
+        request.tool_choice = choice;
+        request
+    }
+
+    #[test]
+    fn a_tool_turn_admits_each_tool_or_the_answer_and_compiles() {
+        let schema = tool_turn_schema(&request(ToolChoice::Auto)).expect("tools");
+        let branches = schema["anyOf"].as_array().expect("anyOf");
+        assert_eq!(branches.len(), 3);
+        assert_eq!(branches[0]["properties"]["tool"]["const"], "calculator");
+        assert_eq!(
+            branches[1]["properties"]["arguments"]["properties"]["url"],
+            json!({"type": "string"})
+        );
+        assert_eq!(branches[2]["required"], json!(["answer"]));
+        super_local::JsonConstraint::check(&schema).unwrap_or_else(|e| panic!("{e}"));
+
+        let none = tool_turn_schema(&request(ToolChoice::None)).expect("answer only");
+        assert_eq!(none["required"], json!(["answer"]));
+        let forced = tool_turn_schema(&request(ToolChoice::Tool("fetch".into()))).expect("one");
+        assert_eq!(forced["anyOf"].as_array().map(Vec::len), Some(1));
+        assert!(tool_turn_schema(&ChatRequest::new("m", "s", "u")).is_none());
+    }
+
+    #[test]
+    fn a_decoded_turn_becomes_a_tool_call_or_the_answer() {
+        let usage = Usage::default();
+        let call = tool_turn_response(
+            r#"{"tool": "calculator", "arguments": {"expression": "2*3"}}"#,
+            usage,
+        )
+        .expect("a call");
+        assert_eq!(call.tool_calls[0].name, "calculator");
+        assert_eq!(call.tool_calls[0].arguments, json!({"expression": "2*3"}));
+        assert!(call.text.is_empty());
+        let answer = tool_turn_response(r#"{"answer": "6"}"#, usage).expect("an answer");
+        assert!(answer.tool_calls.is_empty());
+        assert_eq!(answer.text, "6");
+        let object = tool_turn_response(r#"{"answer": {"n": 6}}"#, usage).expect("an object");
+        assert_eq!(object.text, r#"{"n":6}"#);
+    }
+}

@@ -271,7 +271,7 @@ fn the_embedded_model_makes_tool_calls_that_always_parse() {
     let project = Project::empty();
     project.agent(
         "mathy",
-        "apiVersion: agent/v1\nkind: AgentSpec\nmetadata:\n  name: Mathy\n  id: mathy\nspec:\n  language_model:\n    provider: local\n    max_tokens: 40\n  persona:\n    role: Calculator operator\n  tasks:\n  - name: compute\n    instruction: Use the calculator tool to compute, then answer with the number.\n  tools:\n    enabled: true\n    specific_tools: [calculator]\n    max_iterations: 1\n",
+        "apiVersion: agent/v1\nkind: AgentSpec\nmetadata:\n  name: Mathy\n  id: mathy\nspec:\n  language_model:\n    provider: local\n    max_tokens: 60\n  persona:\n    role: Calculator operator\n  tasks:\n  - name: compute\n    instruction: Use the calculator tool to compute, then answer with the number.\n  tools:\n    enabled: true\n    specific_tools: [calculator]\n    max_iterations: 1\n",
     );
     project.orchestra(
         "calc",
