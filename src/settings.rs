@@ -61,6 +61,9 @@ pub struct TaskSettings {
     /// The JSON Schema the answer must follow (`output_schema`, `output_schema_file`, or the
     /// playbook's `outputs` under `output_format: json`), checked at load time.
     pub output_schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
+    /// Whether an `invalid_output` failure starts another attempt (a manager's decision does
+    /// not: it falls back instead).
+    pub retry_invalid_output: bool,
 }
 
 /// Limits of the conversation with a server, the same for every task.
@@ -142,6 +145,7 @@ pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -
         retry: execution.retry_strategy,
         model: loaded.models[index].clone(),
         output_schema: loaded.schemas.get(index).cloned().flatten(),
+        retry_invalid_output: true,
     }
 }
 

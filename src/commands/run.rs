@@ -147,10 +147,6 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         }
         return Ok(EXIT_OK);
     }
-    if loaded.plan.strategy == Strategy::Hierarchical {
-        return Err(Failure::usage("strategy `hierarchical` is not yet supported at run time")
-            .hint("run it with `--strategy sequential` or `--strategy parallel`; `--dry-run` shows the plan"));
-    }
     let uses_local = settings
         .tasks
         .iter()
@@ -258,6 +254,15 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         )
     };
     let provider_for = |endpoint: &crate::provider::Endpoint| providers.for_endpoint(endpoint);
+    let hierarchy = match (&loaded.manager, loaded.plan.strategy) {
+        (Some(manager), Strategy::Hierarchical) => crate::exec::manager::Hierarchy::new(
+            &loaded,
+            &settings,
+            providers.for_endpoint(&manager.model.endpoint),
+            &workspace,
+        ),
+        _ => None,
+    };
     let inputs = RunInputs {
         loaded: &loaded,
         settings: &settings,
@@ -267,6 +272,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         archived_previous: archived,
         mcp: mcp.as_ref(),
         replay: replayer.clone(),
+        hierarchy: hierarchy.as_ref(),
     };
     // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
     let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));

@@ -47,7 +47,7 @@ pub struct TaskJob {
 }
 
 /// A task's tools, their limits and what they may touch.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TaskToolbox {
     pub tools: Vec<Arc<dyn crate::tools::Tool>>,
     /// The line the task's start shows: what it may use, what it asked for but lacks.
@@ -250,6 +250,9 @@ impl Executor<'_> {
         backoff: &mut Backoff,
     ) -> Result<Duration, String> {
         if !error.is_retryable() {
+            return Err(error.to_string());
+        }
+        if error.kind == ErrorKind::InvalidOutput && !settings.retry_invalid_output {
             return Err(error.to_string());
         }
         if attempt >= attempts {

@@ -45,6 +45,8 @@ fn loaded(orchestra: &str) -> Loaded {
     Loaded {
         models: vec![choice; spec.tasks.len()],
         schemas: vec![None; spec.tasks.len()],
+        manager: None,
+        agent_models: Default::default(),
         spec,
         agents,
         plan,
@@ -133,6 +135,7 @@ async fn run_with(
         archived_previous: None,
         mcp: None,
         replay: None,
+        hierarchy: None,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     if let Some((after, signals)) = interrupts {
@@ -554,6 +557,7 @@ async fn a_failed_write_fails_the_task() {
         archived_previous: None,
         mcp: None,
         replay: None,
+        hierarchy: None,
     };
     let (_sender, mut receiver) = mpsc::unbounded_channel();
     let manifest = execute(&inputs, &mut receiver, None, &mut |_| {}).await;
