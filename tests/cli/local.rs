@@ -312,3 +312,68 @@ fn the_embedded_model_makes_tool_calls_that_always_parse() {
         "the final answer is not a tool call: {answer}"
     );
 }
+
+/// The hierarchical example on the embedded model: the manager's plan and verdicts are decoded
+/// under their schemas, so they always parse (whether the 135M model's plan is usable or the
+/// run falls back to the declared tasks, it says so in run.json), and the run finishes.
+#[test]
+fn a_hierarchical_run_finishes_on_the_embedded_model_with_parsed_decisions() {
+    let Some(home) = real_super_home() else {
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hierarchical"),
+        project.root(),
+    );
+    for agent in ["researcher", "writer"] {
+        let path = project.path(&format!(
+            "newsroom/agents/{agent}/playbook/{agent}_playbook.yaml"
+        ));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let patched = text.replacen(
+            "spec:\n",
+            "spec:\n  language_model:\n    provider: local\n    max_tokens: 80\n",
+            1,
+        );
+        std::fs::write(&path, patched).expect("write");
+    }
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .env_remove("OPENAI_API_KEY")
+        .args(["orchestra", "run", "newsroom", "--goal", "tide pools"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let manager = project.workspace("newsroom").join("task_outputs/_manager");
+    let plan = ["plan.json", "plan_rejected.json"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(manager.join(f)).ok())
+        .expect("the plan parsed (accepted or rejected)");
+    let plan: serde_json::Value = serde_json::from_str(&plan).expect("plan JSON");
+    assert!(plan["assignments"].is_array(), "{plan}");
+    for task in ["gather_facts", "outline", "write_article"] {
+        let verdict = std::fs::read_to_string(manager.join(format!("review_{task}_1.json")))
+            .unwrap_or_else(|e| panic!("{task}: {e}"));
+        let verdict: serde_json::Value = serde_json::from_str(&verdict).expect("verdict JSON");
+        assert!(
+            matches!(verdict["verdict"].as_str(), Some("accept" | "revise")),
+            "{verdict}"
+        );
+    }
+    let manifest = project.manifest("newsroom");
+    assert_eq!(manifest["manager"]["agent"], "built-in");
+    assert!(!manifest["manager"]["calls"]
+        .as_array()
+        .expect("calls")
+        .is_empty());
+    let final_text = std::fs::read_to_string(
+        project
+            .workspace("newsroom")
+            .join("final_results/orchestra_output.txt"),
+    )
+    .expect("final");
+    assert!(!final_text.trim().is_empty());
+}
