@@ -111,7 +111,7 @@ fn task_spans(
                 "super.task.attempts": task.attempts.len(),
             }),
         }
-        .to_json(&trace_id),
+        .to_json(trace_id),
     );
     for attempt in &task.attempts {
         let attempt_span = random_hex(8);
@@ -125,7 +125,7 @@ fn task_spans(
                     error: attempt.error.as_deref(),
                     attributes: json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
                 }
-                .to_json(&trace_id),
+                .to_json(trace_id),
             );
         for (number, call) in attempt.calls.iter().enumerate() {
             let mut attributes = json!({
@@ -162,7 +162,7 @@ fn task_spans(
                     error: call.error.as_deref(),
                     attributes,
                 }
-                .to_json(&trace_id),
+                .to_json(trace_id),
             );
         }
         for tool in &attempt.tool_calls {
@@ -189,7 +189,7 @@ fn task_spans(
                     error: tool.error.as_deref(),
                     attributes,
                 }
-                .to_json(&trace_id),
+                .to_json(trace_id),
             );
         }
     }
