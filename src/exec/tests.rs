@@ -289,6 +289,55 @@ async fn call_and_token_budgets_stop_the_run_before_the_next_call() {
         .contains("max_tokens 20"));
 }
 
+/// The cost budget at run time: each call costs what the price table says for its usage, and
+/// once the spending has crossed `max_cost_usd` no call starts.
+#[tokio::test(start_paused = true)]
+async fn the_cost_budget_stops_the_run_before_the_call_that_would_cross_it() {
+    let tasks: &[(&str, &[&str], &str)] = &[
+        ("a", &[], "medium"),
+        ("b", &["a"], "medium"),
+        ("c", &["b"], "medium"),
+    ];
+    let loaded = loaded(&orchestra("sequential", 1, tasks));
+    let mut settings = settings(
+        &loaded,
+        BudgetSpec {
+            max_cost_usd: Some(0.000_008),
+            ..BudgetSpec::default()
+        },
+    );
+    // Output at $1 per million tokens, input free: each call (10 in, 5 out) costs $0.000005,
+    // and no prompt estimate can stop a call by itself.
+    settings.pricing = crate::exec::budget::PriceTable::new(
+        [(
+            "m".to_string(),
+            crate::spec::Price {
+                input_per_million: 0.0,
+                output_per_million: 1.0,
+            },
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let fake = Arc::new(Scripted::new(vec![], Step::Reply("ok".into())));
+    let run = run_with(&loaded, &settings, fake.clone(), None, None).await;
+    assert_eq!(
+        fake.calls(),
+        2,
+        "$0.000010 spent after two calls crosses $0.000008"
+    );
+    assert_eq!(run.manifest.status, RunStatus::Failed);
+    assert_eq!(status(&run.manifest, "b"), TaskStatus::Succeeded);
+    assert_eq!(status(&run.manifest, "c"), TaskStatus::Skipped);
+    assert!(run
+        .manifest
+        .stop_reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("max_cost_usd"));
+    assert!((run.manifest.totals.cost_usd - 0.000_010).abs() < 1e-12);
+}
+
 #[tokio::test(start_paused = true)]
 async fn parallel_tasks_stay_within_the_bound_and_start_by_priority() {
     let names: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();

@@ -89,10 +89,8 @@ fn task_spans(
     label: &str,
     trace_id: &str,
     lines: &mut Vec<Value>,
-) {
-    let Some(start) = task.started_unix_ms else {
-        return;
-    };
+) -> Option<String> {
+    let start = task.started_unix_ms?;
     let task_span = random_hex(8);
     lines.push(
         Span {
@@ -193,6 +191,7 @@ fn task_spans(
             );
         }
     }
+    Some(task_span)
 }
 
 /// The spans of a run, one JSON object a line.
@@ -215,13 +214,20 @@ pub fn trace(manifest: &Manifest) -> String {
         }),
     }
     .to_json(&trace_id)];
-    for task in &manifest.tasks {
-        task_spans(task, &run_span, "task", &trace_id, &mut lines);
-    }
+    // Under the hierarchical strategy the manager's plan is the parent of the work it caused.
+    let mut workers_parent = run_span.clone();
     if let Some(manager) = &manifest.manager {
         for call in &manager.calls {
-            task_spans(call, &run_span, "manager", &trace_id, &mut lines);
+            let span = task_spans(call, &run_span, "manager", &trace_id, &mut lines);
+            if call.name == "manager.plan" {
+                if let Some(span) = span {
+                    workers_parent = span;
+                }
+            }
         }
+    }
+    for task in &manifest.tasks {
+        task_spans(task, &workers_parent, "task", &trace_id, &mut lines);
     }
     let mut out = String::new();
     for line in lines {

@@ -202,9 +202,21 @@ fn the_manager_plan_reorders_reassigns_and_adds_a_task() {
         stdout(&output)
     );
     let trace = std::fs::read_to_string(ws.join("trace.jsonl")).expect("trace");
-    assert!(
-        trace.contains("\"manager manager.plan\""),
-        "manager spans: {trace}"
+    let spans: Vec<Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a span a line"))
+        .collect();
+    let plan_span = spans
+        .iter()
+        .find(|s| s["name"] == "manager manager.plan")
+        .unwrap_or_else(|| panic!("a plan span: {trace}"));
+    let facts_span = spans
+        .iter()
+        .find(|s| s["name"] == "task facts")
+        .expect("a task span");
+    assert_eq!(
+        facts_span["parent_span_id"], plan_span["span_id"],
+        "the plan caused the work"
     );
 }
 
