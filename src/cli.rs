@@ -202,7 +202,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Show the execution order, attempts, the workspace and streamed tokens
-    #[arg(long, short = 'v')]
+    #[arg(long, short = 'v', conflicts_with = "quiet")]
     pub verbose: bool,
     /// Print one JSON event per line on stdout, and nothing else there
     #[arg(long)]
@@ -210,6 +210,9 @@ pub struct RunArgs {
     /// Print only failures and the summary
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Print the final result, whole, on stdout and nothing else there (progress goes to stderr)
+    #[arg(long, conflicts_with = "json")]
+    pub print: bool,
     /// Treat warnings as errors
     #[arg(long)]
     pub strict: bool,
