@@ -413,6 +413,25 @@ pub fn summary(manifest: &Manifest, preview: bool) -> String {
     if let Some(reason) = &manifest.stop_reason {
         out.push_str(&format!("   reason: {reason}\n"));
     }
+    if manifest.status != RunStatus::Succeeded {
+        // Where to read what went wrong, and how to go on without redoing finished work.
+        for task in manifest
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Failed)
+        {
+            let log = std::path::Path::new(&manifest.workspace)
+                .join(crate::workspace::files::TASK_OUTPUTS)
+                .join(format!("{}_error.txt", task.name));
+            if log.is_file() {
+                out.push_str(&format!("🔎 `{}` failed: {}\n", task.name, log.display()));
+            }
+        }
+        out.push_str(&format!(
+            "↻ To go on from here, reusing every finished task: super orchestra run {} --goal \"...\" --resume\n",
+            manifest.orchestra.id
+        ));
+    }
     out.push_str(&format!("📁 Workspace: {}\n", manifest.workspace));
     let final_output =
         std::path::Path::new(&manifest.workspace).join(crate::workspace::files::FINAL_OUTPUT);

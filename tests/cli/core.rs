@@ -332,3 +332,27 @@ fn the_tool_loop_stops_at_its_limit() {
         Some(2)
     );
 }
+
+/// A failed run names each failed task's error log and says how to go on with `--resume`.
+#[test]
+fn a_failed_run_points_at_the_error_log_and_resume() {
+    let server =
+        StubServer::start_background(StubConfig::default().script(vec![Step::status(401)]))
+            .expect("stub");
+    let project = project_with(&server);
+    let output = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&output), 1);
+    let text = stdout(&output);
+    assert!(
+        text.contains("🔎 `work` failed:") && text.contains("work_error.txt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("super orchestra run one --goal \"...\" --resume"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("attempt 1/3"),
+        "a 401 is not retried, so no attempt line: {text}"
+    );
+}
