@@ -101,6 +101,14 @@ const OPENAI_LIKE: ProviderInfo = ProviderInfo {
     flavor: Flavor::Plain,
 };
 
+/// The environment variables a provider reads its key from (for "check your key" hints).
+pub(crate) fn key_variables(provider: &str) -> &'static [&'static str] {
+    PROVIDERS
+        .iter()
+        .find(|p| p.names.contains(&provider))
+        .map_or(&[], |p| p.key_env)
+}
+
 const BEDROCK_ALTERNATIVE: &str = "Amazon Bedrock needs AWS SigV4 request signing, which `super` does not do; run an OpenAI-compatible gateway in front of it (for example a LiteLLM proxy with a `bedrock/...` model) and use `provider: litellm` with its `api_base`";
 
 const PROVIDERS: &[ProviderInfo] = &[

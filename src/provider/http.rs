@@ -161,6 +161,25 @@ impl HttpTransport {
         Ok(response)
     }
 
+    /// GETs a small JSON document (a model listing), within a few seconds; `None` on any
+    /// failure (it only ever adds detail to another error).
+    pub async fn get_json(&self, url: &str, auth: Auth<'_>) -> Option<serde_json::Value> {
+        let mut builder = self
+            .client
+            .get(url)
+            .timeout(std::time::Duration::from_secs(5));
+        builder = match auth {
+            Auth::None => builder,
+            Auth::Bearer(key) => builder.bearer_auth(key),
+            Auth::Header(name, key) => builder.header(name, key),
+        };
+        let response = builder.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        serde_json::from_str(&read_limited(response).await).ok()
+    }
+
     /// POSTs a JSON body; a non-2xx status becomes an error carrying the server's message.
     pub async fn post(
         &self,

@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod chat;
 pub mod endpoint;
 pub mod headers;
+pub(crate) mod hints;
 pub mod http;
 pub mod local;
 pub mod ollama;

@@ -33,10 +33,14 @@ pub struct Providers {
 }
 
 /// Hides the run's secrets in every reply and error a provider gives (a server may echo a key
-/// back): the text, the tool calls' arguments and the error messages.
+/// back): the text, the tool calls' arguments and the error messages; and adds what to do to
+/// the common failures (`hints`).
 struct Redacting {
     inner: Arc<dyn ChatProvider>,
     redactor: Arc<Redactor>,
+    endpoint: Endpoint,
+    /// For a model listing after a 404 (none when replaying).
+    transport: Option<HttpTransport>,
 }
 
 impl ChatProvider for Redacting {
@@ -59,6 +63,13 @@ impl ChatProvider for Redacting {
                     Ok(response)
                 }
                 Err(mut error) => {
+                    super::hints::explain(
+                        &mut error,
+                        &self.endpoint,
+                        &request.model,
+                        self.transport.as_ref(),
+                    )
+                    .await;
                     if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&error.message) {
                         error.message = clean;
                     }
@@ -110,6 +121,11 @@ impl Providers {
         let provider: Arc<dyn ChatProvider> = Arc::new(Redacting {
             inner: provider,
             redactor: Arc::clone(&self.redactor),
+            endpoint: endpoint.clone(),
+            transport: match self.mode {
+                CallMode::Replay(_) => None,
+                _ => Some(self.transport.clone()),
+            },
         });
         built.insert(endpoint.clone(), Arc::clone(&provider));
         provider

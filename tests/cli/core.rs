@@ -356,3 +356,43 @@ fn a_failed_run_points_at_the_error_log_and_resume() {
         "a 401 is not retried, so no attempt line: {text}"
     );
 }
+
+/// Common failures say what to do: Ollama not running, a refused key (and where it came from),
+/// a model the server does not have (and the ones it has).
+#[test]
+fn common_failures_say_what_to_do() {
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "ollama", "http://127.0.0.1:9");
+    project.orchestra("one", ONE_TASK);
+    let down = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&down), 1);
+    assert!(
+        reason(&project).contains("is `ollama serve` running at http://127.0.0.1:9"),
+        "{}",
+        reason(&project)
+    );
+
+    let server =
+        StubServer::start_background(StubConfig::default().script(vec![Step::status(401)]))
+            .expect("stub");
+    let project = project_with(&server);
+    let refused = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&refused), 1);
+    assert!(
+        reason(&project).contains("OPENAI_API_KEY"),
+        "{}",
+        reason(&project)
+    );
+
+    let server =
+        StubServer::start_background(StubConfig::default().script(vec![Step::status(404)]))
+            .expect("stub");
+    let project = project_with(&server);
+    let missing = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&missing), 1);
+    let why = reason(&project);
+    assert!(
+        why.contains("the server has no model `test-model`; it has:"),
+        "{why}"
+    );
+}
