@@ -139,6 +139,9 @@ pub struct ValidateArgs {
     /// Print diagnostics as JSON
     #[arg(long)]
     pub json: bool,
+    /// Also check that each provider answers and has its model (one listing request each)
+    #[arg(long)]
+    pub check_providers: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }

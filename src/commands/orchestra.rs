@@ -1,6 +1,6 @@
 //! `orchestra list | validate | graph`.
 
-use super::{env_lookup, Context, Failure, Outcome, EXIT_OK, EXIT_USAGE};
+use super::{env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::cli::{GraphArgs, GraphFormat, ValidateArgs};
 use crate::load::{load_orchestra, LoadOptions, Loaded};
 use crate::source::display_path;
@@ -125,6 +125,9 @@ pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
             if !args.json {
                 shown!("{}", valid_line(&loaded, &path));
             }
+            if args.check_providers {
+                return check_providers(&loaded);
+            }
             Ok(EXIT_OK)
         }
         Err(diags) => {
@@ -245,4 +248,48 @@ pub fn render_graph(loaded: &Loaded, format: GraphFormat) -> String {
 
 fn node_id(index: usize) -> String {
     format!("t{index}")
+}
+
+/// `validate --check-providers`: one model listing per endpoint, each printed with its
+/// verdict and, when it fails, what to do; exit 1 when any fails.
+fn check_providers(loaded: &crate::load::Loaded) -> Outcome {
+    let limits = crate::settings::CallLimits::from_env(&env_lookup);
+    let transport = crate::provider::http::HttpTransport::new(limits.max_reply_bytes)
+        .map_err(Failure::refused)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
+    let mut seen: Vec<(&crate::provider::Endpoint, &str)> = Vec::new();
+    let models = loaded
+        .models
+        .iter()
+        .chain(loaded.manager.as_ref().map(|m| &m.model));
+    let mut failed = false;
+    for choice in models {
+        let key = (&choice.endpoint, choice.model.as_str());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let verdict = runtime.block_on(crate::provider::hints::probe(
+            &transport,
+            &choice.endpoint,
+            &choice.model,
+        ));
+        let at = crate::redact::redact_urls(&choice.endpoint.base_url).into_owned();
+        let place = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" at {at}")
+        };
+        match verdict {
+            Ok(what) => shown!("✅ {}{place}: {what}", choice.label()),
+            Err(why) => {
+                failed = true;
+                shown!("❌ {}{place}: {why}", choice.label());
+            }
+        }
+    }
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }

@@ -10,7 +10,7 @@ use super::types::{ChatRequest, ChatResponse, ProviderError, Role, TokenSink, To
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub(crate) const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when the playbook sets none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 

@@ -161,9 +161,14 @@ impl HttpTransport {
         Ok(response)
     }
 
-    /// GETs a small JSON document (a model listing), within a few seconds; `None` on any
-    /// failure (it only ever adds detail to another error).
-    pub async fn get_json(&self, url: &str, auth: Auth<'_>) -> Option<serde_json::Value> {
+    /// GETs a small JSON document (a model listing) within a few seconds; a failure is an
+    /// error like a call's (status with the server's message, or what kept it from answering).
+    pub async fn get_json(
+        &self,
+        url: &str,
+        auth: Auth<'_>,
+        extra_headers: &[(&'static str, &str)],
+    ) -> Result<serde_json::Value, ProviderError> {
         let mut builder = self
             .client
             .get(url)
@@ -173,11 +178,27 @@ impl HttpTransport {
             Auth::Bearer(key) => builder.bearer_auth(key),
             Auth::Header(name, key) => builder.header(name, key),
         };
-        let response = builder.send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
+        for (name, value) in extra_headers {
+            builder = builder.header(*name, *value);
         }
-        serde_json::from_str(&read_limited(response).await).ok()
+        let response = builder.send().await.map_err(|e| transport_error(&e, url))?;
+        let status = response.status();
+        let text = read_limited(response).await;
+        if !status.is_success() {
+            return Err(ProviderError::new(
+                ErrorKind::Status(status.as_u16()),
+                provider_message(&text, status.canonical_reason()),
+            ));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Malformed,
+                format!(
+                    "`{}` did not answer JSON: {e}",
+                    crate::redact::redact_urls(url)
+                ),
+            )
+        })
     }
 
     /// POSTs a JSON body; a non-2xx status becomes an error carrying the server's message.

@@ -396,3 +396,49 @@ fn common_failures_say_what_to_do() {
         "{why}"
     );
 }
+
+/// `validate --check-providers` asks each endpoint for its models once: a server that has the
+/// model passes, one that lacks it or does not answer fails with what to do.
+#[test]
+fn validate_check_providers_asks_each_endpoint() {
+    let server = StubServer::start_background(StubConfig::default()).expect("stub");
+    let project = Project::empty();
+    project.agent(
+        "worker",
+        &crate::support::playbook(
+            "worker",
+            "Fixture Worker",
+            "work",
+            &crate::support::language_model("openai", &server.openai_base_url())
+                .replace("test-model", "stub-model"),
+        ),
+    );
+    project.orchestra("one", ONE_TASK);
+    let ok = project.run(&["orchestra", "validate", "one", "--check-providers"]);
+    assert_eq!(code(&ok), 0, "{}{}", stdout(&ok), stderr(&ok));
+    assert!(
+        stdout(&ok).contains("answers, and has `stub-model`"),
+        "{}",
+        stdout(&ok)
+    );
+
+    let lacking = project_with(&server);
+    let output = lacking.run(&["orchestra", "validate", "one", "--check-providers"]);
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("has no model `test-model`; it has: stub-model"),
+        "{}",
+        stdout(&output)
+    );
+
+    let down = Project::empty();
+    down.simple_agent("worker", "work", "ollama", "http://127.0.0.1:9");
+    down.orchestra("one", ONE_TASK);
+    let output = down.run(&["orchestra", "validate", "one", "--check-providers"]);
+    assert_eq!(code(&output), 1);
+    assert!(
+        stdout(&output).contains("ollama serve"),
+        "{}",
+        stdout(&output)
+    );
+}
