@@ -18,10 +18,13 @@ pub const METRICS: &str = "metrics.json";
 pub const TRACE: &str = "trace.jsonl";
 pub const SHARED_DATA: &str = "intermediate/shared_data.json";
 pub const FINAL_OUTPUT: &str = "final_results/orchestra_output.txt";
+/// One record per task run on its own (`super orchestra run-task`, one pod per task).
+pub const TASKS: &str = "tasks";
 
 /// What a run leaves at the top of the workspace, moved to `history/<run-id>/` by the next run.
 const RUN_FILES: &[&str] = &[
     TASK_OUTPUTS,
+    TASKS,
     INTERMEDIATE,
     FINAL_RESULTS,
     MANIFEST,
@@ -147,6 +150,23 @@ impl Workspace {
         self.root
             .join(TASK_OUTPUTS)
             .join(format!("{task}_error.txt"))
+    }
+
+    /// `tasks/<task>.json`: the task's record when it ran on its own (`run-task`).
+    pub fn task_record(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TASKS).join(format!("{task}.json"))
+    }
+
+    /// `tasks/.<task>.lock`: held (flock) by the one process running the task on its own.
+    pub fn task_lock(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TASKS).join(format!(".{task}.lock"))
+    }
+
+    /// `.tmp/<task>/`: the temp files of a task run on its own, so the processes of different
+    /// tasks never share a temp file, and the task's lock holder may clear what a killed
+    /// process left.
+    pub fn task_temp(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TEMP).join(task.as_str())
     }
 
     /// Creates the layout and removes what runs killed mid-write left in `.tmp/` (only this

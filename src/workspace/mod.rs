@@ -11,8 +11,8 @@ pub mod writer;
 pub use files::{write_atomic, Workspace};
 pub use lock::WorkspaceLock;
 pub use manifest::{
-    AttemptRecord, CallRecord, Manifest, RunStatus, TaskRecord, TaskStatus, ToolCallRecord,
-    MANIFEST_SCHEMA_VERSION,
+    AttemptRecord, CallRecord, Manifest, RunStatus, TaskFile, TaskRecord, TaskStatus,
+    ToolCallRecord, MANIFEST_SCHEMA_VERSION,
 };
 pub use root::resolve_root;
 pub use writer::{BackgroundWriter, WriteError};

@@ -10,6 +10,7 @@ mod diagnostics;
 mod durable;
 mod export;
 mod firstrun;
+mod kubernetes;
 mod local;
 mod projects;
 mod reliability;
