@@ -21,7 +21,7 @@ use crate::exec::budget::Budget;
 use crate::exec::cache::sha256_hex;
 use crate::exec::dispatcher::{
     fail_on_writes, new_manifest, new_record, outcome_files, prepare, relative, sinks,
-    write_results, Prepared, TaskInputs,
+    with_write_failures, write_results, Prepared, TaskInputs,
 };
 use crate::exec::executor::{Executor, TaskJob, TaskOutcome};
 use crate::exec::ratelimit::RateLimits;
@@ -47,17 +47,22 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
             .hint("pass `--goal \"what the orchestra should achieve\"`"));
     }
     check_run_id(&args.run_id)?;
-    let (path, project) = context.orchestra(&args.orchestra)?;
     let options = LoadOptions {
         strict: args.strict,
         check_environment: true,
         ..LoadOptions::default()
     };
-    let loaded = match load(context, &path, project.as_ref(), &options, &env_lookup) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
+    let opened = open(
+        context,
+        &args.orchestra,
+        args.workspace.as_deref(),
+        &options,
+        &env_lookup,
+    )?;
+    let (loaded, workspace) = match opened {
+        Opened::Ready(loaded, workspace) => (loaded, workspace),
+        Opened::Exit(code) => return Ok(code),
     };
-    refuse_hierarchical(&loaded)?;
     let index = task_index(&loaded, "--task", &args.task)?;
     let task = &loaded.spec.tasks[index];
     set_threads(args.threads);
@@ -74,32 +79,17 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     let mut task_settings = settings.tasks[index].clone();
     task_settings.attempts = 1;
 
-    let workspace = match workspace_of(
-        context,
-        project.as_ref(),
-        &path,
-        &loaded,
-        args.workspace.as_deref(),
-    ) {
-        Ok(workspace) => workspace,
-        Err(code) => return Ok(code),
-    };
     let redactor = || Redactor::for_models(&loaded.models);
     crate::workspace::files::redact_writes(redactor());
     let temp = workspace.task_temp(&task.name);
-    for dir in [
-        workspace.path(TASK_OUTPUTS),
-        workspace.path(TASKS),
-        temp.clone(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Failure::refused(format!(
-                "failed to create `{}` for task `{}`: {e}",
-                display_path(&dir),
-                task.name
-            ))
-        })?;
-    }
+    make_dirs(
+        &[
+            workspace.path(TASK_OUTPUTS),
+            workspace.path(TASKS),
+            temp.clone(),
+        ],
+        &format!("task `{}`", task.name),
+    )?;
 
     // The outputs of the tasks it depends on (context, dependencies, field references).
     let count = loaded.spec.tasks.len();
@@ -118,28 +108,18 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         .build()
         .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
     let mut mcp = start_mcp(&runtime, &loaded, std::slice::from_ref(task))?;
-    let names = |j: usize| {
-        let t = &loaded.spec.tasks[j];
-        (t.name.to_string(), t.agent.to_string())
+    let inputs = TaskInputs {
+        loaded: &loaded,
+        task,
+        settings: &task_settings,
+        context: &loaded.plan.context[index],
+        names: &|j| declared(&loaded, j),
+        goal: &settings.goal,
+        outputs: &outputs,
+        output_hashes: &hashes,
     };
-    let Prepared {
-        request,
-        toolbox,
-        key,
-    } = prepare(
-        &TaskInputs {
-            loaded: &loaded,
-            task,
-            settings: &task_settings,
-            context: &loaded.plan.context[index],
-            names: &names,
-            goal: &settings.goal,
-            outputs: &outputs,
-            output_hashes: &hashes,
-        },
-        &workspace,
-        mcp.as_ref(),
-    );
+    let prepared: Prepared = prepare(&inputs, &workspace, mcp.as_ref());
+    let key = prepared.key.clone();
 
     // One process runs the task at a time; a duplicate waits, then finds it finished.
     let lock_path = workspace.task_lock(&task.name);
@@ -232,10 +212,10 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         model: task_settings.model.label(),
         number,
         total: count,
-        tools: toolbox.summary.clone(),
+        tools: prepared.toolbox.summary.clone(),
     });
     let mut problems: Vec<WriteError> = Vec::new();
-    let prompt = crate::prompt::render_request(task.name.as_str(), &request);
+    let prompt = crate::prompt::render_request(task.name.as_str(), &prepared.request);
     problems.extend(write_in(
         &temp,
         &workspace.task_prompt(&task.name),
@@ -244,10 +224,10 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     let job = TaskJob {
         provider: providers.for_endpoint(&model.endpoint),
         limiter,
-        request,
+        request: prepared.request,
         settings: task_settings.clone(),
         record,
-        tools: toolbox,
+        tools: prepared.toolbox,
     };
     let mut outcome = runtime.block_on(async {
         let run = executor.run(job);
@@ -301,6 +281,12 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         shown!("   record: {}", display_path(&record_path));
     }
     Ok(exit_code(&task.name, &outcome))
+}
+
+/// A declared task's name and agent.
+fn declared(loaded: &Loaded, index: usize) -> (String, String) {
+    let task = &loaded.spec.tasks[index];
+    (task.name.to_string(), task.agent.to_string())
 }
 
 /// 0 done; 75 a failure worth another try, for the engine; 1 a failure retrying cannot fix.
@@ -460,60 +446,72 @@ fn refuse_hierarchical(loaded: &Loaded) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Loads the orchestra; an invalid one is printed and `Err` holds the exit code.
-fn load(
+/// An orchestra loaded with its workspace, or the exit code of a problem already printed (an
+/// invalid orchestra, a refused workspace).
+enum Opened {
+    Ready(Box<Loaded>, Workspace),
+    Exit(u8),
+}
+
+/// Loads the orchestra (its diagnostics printed) and resolves its workspace; a hierarchical
+/// orchestra is refused.
+fn open(
     context: &Context,
-    path: &Path,
-    project: Option<&crate::project::Project>,
+    orchestra: &str,
+    workspace_flag: Option<&Path>,
     options: &LoadOptions,
     env: crate::provider::endpoint::EnvLookup<'_>,
-) -> Result<Loaded, u8> {
-    match load_orchestra(project, path, options, env) {
-        Ok(loaded) => {
-            context.print_diagnostics(&loaded.warnings);
-            Ok(loaded)
-        }
+) -> Result<Opened, Failure> {
+    let (path, project) = context.orchestra(orchestra)?;
+    let loaded = match load_orchestra(project.as_ref(), &path, options, env) {
+        Ok(loaded) => loaded,
         Err(diags) => {
             context.print_diagnostics(&diags);
-            eprintln!("❌ {} is invalid; nothing was run", display_path(path));
-            Err(EXIT_USAGE)
+            eprintln!("❌ {} is invalid; nothing was run", display_path(&path));
+            return Ok(Opened::Exit(EXIT_USAGE));
         }
+    };
+    context.print_diagnostics(&loaded.warnings);
+    refuse_hierarchical(&loaded)?;
+    Ok(
+        match workspace_of(context, project.as_ref(), &path, &loaded, workspace_flag) {
+            Ok(workspace) => Opened::Ready(Box::new(loaded), workspace),
+            Err(code) => Opened::Exit(code),
+        },
+    )
+}
+
+/// Creates the folders a command writes into; a failure names the folder and `what` it is for.
+fn make_dirs(dirs: &[std::path::PathBuf], what: &str) -> Result<(), Failure> {
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::refused(format!(
+                "failed to create `{}` for {what}: {e}",
+                display_path(dir)
+            ))
+        })?;
     }
+    Ok(())
 }
 
 pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
     check_run_id(&args.run_id)?;
-    let (path, project) = context.orchestra(&args.orchestra)?;
     // Nothing is called: no key is needed, none is read.
-    let loaded = match load(
+    let opened = open(
         context,
-        &path,
-        project.as_ref(),
+        &args.orchestra,
+        args.workspace.as_deref(),
         &LoadOptions::default(),
         &crate::export::placeholder_env,
-    ) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    refuse_hierarchical(&loaded)?;
-    let workspace = match workspace_of(
-        context,
-        project.as_ref(),
-        &path,
-        &loaded,
-        args.workspace.as_deref(),
-    ) {
-        Ok(workspace) => workspace,
-        Err(code) => return Ok(code),
+    )?;
+    let (loaded, workspace) = match opened {
+        Opened::Ready(loaded, workspace) => (loaded, workspace),
+        Opened::Exit(code) => return Ok(code),
     };
     let _lock =
         WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
-    for dir in [FINAL_RESULTS, ARTIFACTS, crate::workspace::files::TEMP] {
-        let dir = workspace.path(dir);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Failure::refused(format!("failed to create `{}`: {e}", display_path(&dir)))
-        })?;
-    }
+    let dirs = [FINAL_RESULTS, ARTIFACTS, crate::workspace::files::TEMP].map(|d| workspace.path(d));
+    make_dirs(&dirs, &format!("run `{}`", args.run_id))?;
 
     let tasks = &loaded.spec.tasks;
     let mut goal: Option<String> = None;
@@ -585,7 +583,7 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
         .filter(|r| !r.status.has_output())
         .map(|r| r.name.as_str())
         .collect();
-    let mut stop_reason = (!unfinished.is_empty()).then(|| {
+    let stop_reason = (!unfinished.is_empty()).then(|| {
         format!(
             "not finished in run `{}`: {}",
             args.run_id,
@@ -593,21 +591,11 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
         )
     });
 
-    let names: Vec<(String, String)> = tasks
-        .iter()
-        .map(|t| (t.name.to_string(), t.agent.to_string()))
-        .collect();
+    let names: Vec<(String, String)> = (0..tasks.len()).map(|i| declared(&loaded, i)).collect();
     let structured: Vec<bool> = loaded.schemas.iter().map(Option::is_some).collect();
     let sinks = sinks(&loaded.plan.order, &loaded.plan.deps);
     let mut failures = write_results(&workspace, &manifest, &names, &sinks, &outputs, &structured);
-    if !failures.is_empty() {
-        let text: Vec<String> = failures.iter().map(ToString::to_string).collect();
-        let reason = format!("the run's files could not be written: {}", text.join("; "));
-        stop_reason = Some(match stop_reason {
-            Some(earlier) => format!("{earlier}; {reason}"),
-            None => reason,
-        });
-    }
+    let stop_reason = with_write_failures(stop_reason, &failures);
     manifest.status = if stop_reason.is_none() {
         RunStatus::Succeeded
     } else {

@@ -412,6 +412,22 @@ pub(crate) fn fail_on_writes(outcome: &mut TaskOutcome, problems: &[WriteError])
     outcome.retryable = false;
 }
 
+/// The reason a run stopped, with the run's files that could not be written added to it.
+pub(crate) fn with_write_failures(
+    stop_reason: Option<String>,
+    failures: &[WriteError],
+) -> Option<String> {
+    if failures.is_empty() {
+        return stop_reason;
+    }
+    let text: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    let reason = format!("the run's files could not be written: {}", text.join("; "));
+    Some(match stop_reason {
+        Some(earlier) => format!("{earlier}; {reason}"),
+        None => reason,
+    })
+}
+
 /// `path` relative to the workspace root, as records name their files.
 pub(crate) fn relative(workspace: &Workspace, path: &std::path::Path) -> Option<String> {
     path.strip_prefix(&workspace.root)
@@ -808,14 +824,7 @@ pub async fn execute(
     } else {
         RunStatus::Succeeded
     };
-    if !write_failures.is_empty() {
-        let text: Vec<String> = write_failures.iter().map(ToString::to_string).collect();
-        let reason = format!("the run's files could not be written: {}", text.join("; "));
-        stop_reason = Some(match stop_reason {
-            Some(earlier) => format!("{earlier}; {reason}"),
-            None => reason,
-        });
-    }
+    stop_reason = with_write_failures(stop_reason, &write_failures);
     if manifest.status != RunStatus::Succeeded {
         manifest.stop_reason = stop_reason.or_else(|| Some("one or more tasks failed".into()));
     }

@@ -50,8 +50,9 @@ fn stub(config: StubConfig) -> StubServer {
     StubServer::start_background(config.reply_fn(by_prompt)).expect("stub server")
 }
 
-fn run_task(project: &Project, task: &str, run_id: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
+/// `super orchestra run-task sdlc --task TASK --goal GOAL --run-id RUN_ID`.
+fn run_task_args<'a>(task: &'a str, run_id: &'a str) -> Vec<&'a str> {
+    vec![
         "orchestra",
         "run-task",
         "sdlc",
@@ -61,7 +62,11 @@ fn run_task(project: &Project, task: &str, run_id: &str, extra: &[&str]) -> Outp
         GOAL,
         "--run-id",
         run_id,
-    ];
+    ]
+}
+
+fn run_task(project: &Project, task: &str, run_id: &str, extra: &[&str]) -> Output {
+    let mut args = run_task_args(task, run_id);
     args.extend(extra);
     project.run(&args)
 }
@@ -153,17 +158,9 @@ fn run_task_runs_one_task_and_a_rerun_with_the_same_inputs_is_a_no_op() {
     assert_eq!(code(&other_run), 0, "{}", both(&other_run));
     assert_eq!(server.request_count(), 4);
     assert_eq!(json_file(&record_path)["run_id"], "r2");
-    let other_goal = project.run(&[
-        "orchestra",
-        "run-task",
-        "sdlc",
-        "--task",
-        "implement_feature",
-        "--goal",
-        "Another goal",
-        "--run-id",
-        "r2",
-    ]);
+    let mut args = run_task_args("implement_feature", "r2");
+    args[6] = "Another goal";
+    let other_goal = project.run(&args);
     assert_eq!(code(&other_goal), 0, "{}", both(&other_goal));
     assert_eq!(server.request_count(), 5);
 }
@@ -257,17 +254,7 @@ fn two_processes_on_one_task_leave_one_output_and_one_record() {
     let spawn = || {
         project
             .command()
-            .args([
-                "orchestra",
-                "run-task",
-                "sdlc",
-                "--task",
-                "implement_feature",
-                "--goal",
-                GOAL,
-                "--run-id",
-                "r1",
-            ])
+            .args(run_task_args("implement_feature", "r1"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -306,21 +293,7 @@ fn two_processes_on_one_task_leave_one_output_and_one_record() {
 fn kill_9_mid_task_leaves_nothing_half_written_and_a_rerun_finishes_it() {
     let server = stub(StubConfig::default().script(vec![Step::Delay(Duration::from_secs(30))]));
     let project = Project::sdlc("openai", &server.openai_base_url());
-    let mut child = project.spawn_until(
-        &[
-            "orchestra",
-            "run-task",
-            "sdlc",
-            "--task",
-            "implement_feature",
-            "--goal",
-            GOAL,
-            "--run-id",
-            "r1",
-        ],
-        &server,
-        1,
-    );
+    let mut child = project.spawn_until(&run_task_args("implement_feature", "r1"), &server, 1);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let ws = project.workspace("sdlc");
