@@ -274,6 +274,10 @@ pub struct RunArgs {
     /// Stop starting calls after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub max_wall_seconds: Option<f64>,
+    /// Run at most this many tool calls in the whole run; past it a model is asked for its
+    /// final answer without tools
+    #[arg(long, value_name = "N")]
+    pub max_tool_calls: Option<u64>,
     /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1, which beats 2 on a busy 2-core machine)
     #[arg(long, value_name = "N", env = "SUPER_THREADS")]
     pub threads: Option<usize>,

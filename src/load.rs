@@ -24,6 +24,13 @@ pub struct LoadOptions {
     pub model_download_offered: bool,
 }
 
+/// The hierarchical strategy's manager, resolved.
+#[derive(Debug, Clone)]
+pub struct ManagerAgent {
+    pub agent: Option<AgentSpec>,
+    pub model: ModelChoice,
+}
+
 /// An orchestra that passed every check.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -34,6 +41,12 @@ pub struct Loaded {
     pub models: Vec<ModelChoice>,
     /// Each task's output schema, by task index.
     pub schemas: Vec<Option<std::sync::Arc<crate::structured::OutputSchema>>>,
+    /// Each agent's model (every agent a task runs; under the hierarchical strategy also the
+    /// other agents of `agents:`).
+    pub agent_models: BTreeMap<AgentName, ModelChoice>,
+    /// Under the hierarchical strategy: the manager's playbook (none: the built-in persona)
+    /// and its model (the manager agent's, else the first task's).
+    pub manager: Option<ManagerAgent>,
     /// Warnings found on the way (none under `--strict`: they became errors).
     pub warnings: Diagnostics,
 }
@@ -186,8 +199,41 @@ pub fn load_orchestra(
             models.push(choice);
         }
     }
+    // A manager may assign any agent the file lists under `agents:`, not only those that run
+    // a declared task: those are loaded too, with their models.
+    let hierarchical = options.plan.strategy.unwrap_or(spec.execution.strategy)
+        == crate::spec::Strategy::Hierarchical;
+    if hierarchical {
+        for (name, loc) in &spec.agents {
+            if agents.contains_key(name) || invalid.contains(name) {
+                continue;
+            }
+            let Ok(Some(entry)) = index.resolve(name.as_str()) else {
+                diags.push(
+                    Diagnostic::warning(format!("agent `{name}` of `agents:` has no playbook in this project; the manager cannot assign it"))
+                        .at(&spec.file, *loc, "no playbook has this name")
+                        .hint(format!("pull it with `super agent pull {name}`, or remove it from `agents:`")),
+                );
+                continue;
+            };
+            let Some(agent) = load_agent(&entry.path, &entry.folder, &mut diags) else {
+                continue;
+            };
+            if let Ok(choice) =
+                provider::resolve(agent.language_model.as_ref(), &options.overrides, env)
+            {
+                resolved.insert(name.clone(), Some(choice));
+                agents.insert(name.clone(), agent);
+            }
+        }
+    }
+    let agent_models: BTreeMap<AgentName, ModelChoice> = resolved
+        .into_iter()
+        .filter_map(|(name, choice)| Some((name, choice?)))
+        .collect();
 
     crate::tools::check_orchestra_tools(&spec, &agents, &mut diags);
+    let manager = manager_agent(&spec, &index, options, env, &models, &mut diags);
     let schema_root = match project {
         Some(project) => project.root.clone(),
         None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -205,6 +251,8 @@ pub fn load_orchestra(
             plan,
             models,
             schemas,
+            manager,
+            agent_models,
             warnings: diags,
         }),
         _ => {
@@ -212,6 +260,85 @@ pub fn load_orchestra(
                 diags.push(Diagnostic::error("the orchestra could not be planned"));
             }
             Err(diags)
+        }
+    }
+}
+
+/// The manager of a hierarchical run: `execution.manager` (an agent of the project, its model
+/// from its playbook) or the built-in persona on the first task's model. Manager keys under
+/// another strategy are a warning.
+fn manager_agent(
+    spec: &OrchestraSpec,
+    index: &crate::project::AgentIndex,
+    options: &LoadOptions,
+    env: provider::endpoint::EnvLookup<'_>,
+    models: &[ModelChoice],
+    diags: &mut Diagnostics,
+) -> Option<ManagerAgent> {
+    let manager = &spec.execution.manager;
+    let strategy = options.plan.strategy.unwrap_or(spec.execution.strategy);
+    if strategy != crate::spec::Strategy::Hierarchical {
+        if let Some(loc) = manager.loc {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "the manager settings have no effect under `strategy: {}`",
+                    strategy.as_str()
+                ))
+                .at(&spec.file, loc, "only the hierarchical strategy has a manager")
+                .hint("use `strategy: hierarchical`, or remove `manager`, `max_delegations`, `max_review_rounds` and `allow_new_tasks`"),
+            );
+        }
+        return None;
+    }
+    let Some((name, loc)) = &manager.agent else {
+        return models
+            .first()
+            .cloned()
+            .map(|model| ManagerAgent { agent: None, model });
+    };
+    let entry = match index.resolve(name.as_str()) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            diags.push(
+                Diagnostic::error(format!("the manager `{name}` is not an agent of this project"))
+                    .at(&spec.file, *loc, "no playbook has this name")
+                    .hint(format!("pull one with `super agent pull {name}` (the library has `project_manager`), or remove `manager` to use the built-in manager")),
+            );
+            return None;
+        }
+        Err(ambiguous) => {
+            diags.push(Diagnostic::error(format!("the manager: {ambiguous}")).at(
+                &spec.file,
+                *loc,
+                "two playbooks answer to this name",
+            ));
+            return None;
+        }
+    };
+    let agent = load_agent(&entry.path, &entry.folder, diags)?;
+    match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
+        Ok(model) => Some(ManagerAgent {
+            agent: Some(agent),
+            model,
+        }),
+        Err(error) => {
+            if !options.check_environment
+                && matches!(
+                    error,
+                    ResolveError::MissingKey { .. } | ResolveError::MissingBaseUrl { .. }
+                )
+            {
+                return models.first().cloned().map(|model| ManagerAgent {
+                    agent: Some(agent),
+                    model,
+                });
+            }
+            diags.push(
+                Diagnostic::error(format!("the manager `{name}`: {}", error.message()))
+                    .at(&spec.file, *loc, "this manager")
+                    .hint(error.hint()),
+            );
+            None
         }
     }
 }

@@ -12,7 +12,8 @@ pub struct ContextOutput<'a> {
     pub output: &'a str,
 }
 
-pub fn system_message(agent: &AgentSpec, task: &TaskSpec) -> String {
+/// Who the agent is: name, role, goal, backstory, traits and any other persona fields.
+pub fn persona(agent: &AgentSpec) -> String {
     let persona = &agent.persona;
     let mut out = String::new();
     match (&persona.name, &persona.role) {
@@ -42,6 +43,12 @@ pub fn system_message(agent: &AgentSpec, task: &TaskSpec) -> String {
     for (key, value) in &persona.extra {
         let _ = writeln!(out, "{}: {value}", key.replace('_', " "));
     }
+    out.trim_end().to_string()
+}
+
+pub fn system_message(agent: &AgentSpec, task: &TaskSpec) -> String {
+    let mut out = persona(agent);
+    out.push('\n');
     if let Some(playbook_task) = agent.task_for(task.name.as_str()) {
         let instruction = playbook_task
             .instruction

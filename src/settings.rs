@@ -61,6 +61,9 @@ pub struct TaskSettings {
     /// The JSON Schema the answer must follow (`output_schema`, `output_schema_file`, or the
     /// playbook's `outputs` under `output_format: json`), checked at load time.
     pub output_schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
+    /// Whether an `invalid_output` failure starts another attempt (a manager's decision does
+    /// not: it falls back instead).
+    pub retry_invalid_output: bool,
 }
 
 /// Limits of the conversation with a server, the same for every task.
@@ -97,6 +100,7 @@ pub struct BudgetFlags {
     pub max_cost_usd: Option<f64>,
     pub max_llm_calls: Option<u64>,
     pub max_wall_seconds: Option<f64>,
+    pub max_tool_calls: Option<u64>,
 }
 
 /// Everything a run needs beside the loaded orchestra.
@@ -141,6 +145,7 @@ pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -
         retry: execution.retry_strategy,
         model: loaded.models[index].clone(),
         output_schema: loaded.schemas.get(index).cloned().flatten(),
+        retry_invalid_output: true,
     }
 }
 
@@ -150,6 +155,7 @@ pub fn budget(file: &BudgetSpec, flags: &BudgetFlags) -> BudgetSpec {
         max_cost_usd: flags.max_cost_usd.or(file.max_cost_usd),
         max_llm_calls: flags.max_llm_calls.or(file.max_llm_calls),
         max_wall_seconds: flags.max_wall_seconds.or(file.max_wall_seconds),
+        max_tool_calls: flags.max_tool_calls.or(file.max_tool_calls),
     }
 }
 
@@ -167,6 +173,9 @@ pub fn describe_budget(budget: &BudgetSpec) -> String {
     }
     if let Some(s) = budget.max_wall_seconds {
         parts.push(format!("{s} s of wall time"));
+    }
+    if let Some(n) = budget.max_tool_calls {
+        parts.push(format!("{n} tool calls"));
     }
     if parts.is_empty() {
         "none".to_string()

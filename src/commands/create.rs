@@ -146,8 +146,21 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         ));
     }
 
+    // Under the hierarchical strategy a manager-like agent of the project manages; it runs no
+    // task of its own.
+    let manager: Option<String> = (args.strategy == StrategyArg::Hierarchical)
+        .then(|| {
+            agents
+                .iter()
+                .map(|(_, written)| written.clone())
+                .find(|w| w.contains("manager"))
+        })
+        .flatten();
     let mut tasks: Vec<PlannedTask> = Vec::new();
     for (agent, written) in &agents {
+        if manager.as_deref() == Some(written.as_str()) && agents.len() > 1 {
+            continue;
+        }
         let playbook_tasks: Vec<crate::spec::AgentTaskSpec> = if agent.tasks.is_empty() {
             vec![crate::spec::AgentTaskSpec {
                 name: format!("{written}_task"),
@@ -192,14 +205,25 @@ pub fn create(context: &Context, args: &CreateArgs) -> Outcome {
         StrategyArg::Sequential => "sequential",
         StrategyArg::Parallel => "parallel",
         StrategyArg::Mixed => "mixed",
-        StrategyArg::Hierarchical => {
-            return Err(Failure::usage(
-                "`orchestra create` writes sequential, parallel or mixed orchestras",
-            ));
-        }
+        StrategyArg::Hierarchical => "hierarchical",
     };
     let names: Vec<String> = agents.iter().map(|(_, written)| written.clone()).collect();
-    let yaml = render(&id, strategy, &names, &tasks);
+    let mut yaml = render(&id, strategy, &names, &tasks);
+    if strategy == "hierarchical" {
+        let block = match &manager {
+            Some(name) => format!("    manager: {}\n", quoted(name)),
+            None => "    # manager: project_manager   # an agent of the project (`super agent pull project_manager`); without it the built-in manager plans\n".to_string(),
+        };
+        let limits = format!(
+            "{block}    max_delegations: {}         # worker runs the manager may cause\n    max_review_rounds: 1        # revisions per task (0: no review)\n    allow_new_tasks: false      # may the manager add sub-tasks\n",
+            2 * tasks.len().max(1)
+        );
+        yaml = yaml.replacen(
+            "    enable_trace: true\n",
+            &format!("    enable_trace: true\n{limits}"),
+            1,
+        );
+    }
     let io =
         |e: std::io::Error| Failure::refused(format!("failed to write `{}`: {e}", file.display()));
     std::fs::create_dir_all(project.default_orchestras_dir()).map_err(io)?;

@@ -34,8 +34,24 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
         }
     );
     let _ = writeln!(out, "🎯 Goal: {}", settings.goal);
-    if plan.strategy == crate::spec::Strategy::Hierarchical {
-        let _ = writeln!(out, "⚠️  strategy `hierarchical` is not yet supported at run time; this plan shows the sequential order");
+    if let (crate::spec::Strategy::Hierarchical, Some(manager)) = (plan.strategy, &loaded.manager) {
+        let limits = &loaded.spec.execution.manager;
+        let who = manager.agent.as_ref().map_or_else(
+            || "the built-in manager".to_string(),
+            |a| format!("agent `{}`", a.name),
+        );
+        let _ = writeln!(
+            out,
+            "🧭 Manager: {who} on {}: plans the run, reviews each output, writes the final answer",
+            manager.model.label()
+        );
+        let _ = writeln!(
+            out,
+            "   limits: at most {} worker runs (max_delegations), {} revision(s) per task (max_review_rounds), new tasks {}; below: the declared tasks, which the plan may reorder, reassign or drop",
+            limits.max_delegations.unwrap_or(2 * tasks.len().max(1) as u64),
+            limits.max_review_rounds,
+            if limits.allow_new_tasks { "allowed" } else { "not allowed" }
+        );
     }
     if let Some(kind) = loaded
         .spec
@@ -171,6 +187,22 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     ),
                     task_settings.retry.as_str().replace('_', " ")
                 );
+                if let Some(agent) = loaded.agents.get(&task.agent) {
+                    let tools = crate::tools::resolve_task_tools(agent, &loaded.spec, task);
+                    if !tools.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "     {} (loop: at most {} tool turns{})",
+                            tools.summary(),
+                            tools.settings.max_iterations,
+                            tools
+                                .settings
+                                .max_tool_calls
+                                .map(|n| format!(", {n} tool calls"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
                 if let Some(schema) = &task_settings.output_schema {
                     let _ = writeln!(
                         out,
@@ -192,6 +224,33 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                 );
             }
         }
+    }
+    if let (crate::spec::Strategy::Hierarchical, Some(manager)) = (plan.strategy, &loaded.manager) {
+        // The manager: one plan, a review per task per round, one synthesis; each review reads
+        // one output, the synthesis all of them.
+        let n = tasks.len() as u64;
+        let rounds = u64::from(loaded.spec.execution.manager.max_review_rounds);
+        let reviews = if rounds == 0 { 0 } else { n * (rounds + 1) };
+        let per_output = manager.model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
+        let input = (300 + 60 * n)
+            + reviews * (200 + ASSUMED_OUTPUT_TOKENS)
+            + (100 + n * ASSUMED_OUTPUT_TOKENS);
+        let output = (2 + reviews) * per_output;
+        let cost = pricing.cost(
+            &manager.model,
+            Usage {
+                input_tokens: input,
+                output_tokens: output,
+            },
+        );
+        total_in += input;
+        total_out += output;
+        total_cost += cost;
+        let _ = writeln!(
+            out,
+            "\n🧭 Manager calls: up to {} (1 plan, up to {reviews} reviews, 1 synthesis): about {input} prompt tokens, up to {output} out, ${cost:.4} (in the total below and against the budgets)",
+            2 + reviews
+        );
     }
     let _ = writeln!(
         out,

@@ -70,6 +70,7 @@ pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure>
             max_cost_usd: args.max_cost_usd,
             max_llm_calls: args.max_llm_calls,
             max_wall_seconds: args.max_wall_seconds,
+            max_tool_calls: args.max_tool_calls,
         },
         args.timeout,
     ))
@@ -193,10 +194,6 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         }
         return Ok(EXIT_OK);
     }
-    if loaded.plan.strategy == Strategy::Hierarchical {
-        return Err(Failure::usage("strategy `hierarchical` is not yet supported at run time")
-            .hint("run it with `--strategy sequential` or `--strategy parallel`; `--dry-run` shows the plan"));
-    }
     let uses_local = settings
         .tasks
         .iter()
@@ -205,10 +202,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     {
         super::model::ensure_model(args.yes)?;
     }
-    let mode = match (&args.replay, &args.record) {
-        (Some(file), _) => CallMode::Replay(Arc::new(
+    let replayer = match &args.replay {
+        Some(file) => Some(Arc::new(
             Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?,
         )),
+        None => None,
+    };
+    let mode = match (&replayer, &args.record) {
+        (Some(recording), _) => CallMode::Replay(Arc::clone(recording)),
         (None, Some(file)) => {
             CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
                 Failure::usage(format!(
@@ -270,8 +271,22 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         .build()
         .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
     // Every MCP server the run's tasks may use, started once before the first task.
-    let mut mcp = start_mcp(&runtime, &loaded, &loaded.spec.tasks)?;
+    // A replay runs no tool: no server starts, the recording answers every call.
+    let mut mcp = if replayer.is_some() {
+        None
+    } else {
+        start_mcp(&runtime, &loaded, &loaded.spec.tasks)?
+    };
     let provider_for = |endpoint: &crate::provider::Endpoint| providers.for_endpoint(endpoint);
+    let hierarchy = match (&loaded.manager, loaded.plan.strategy) {
+        (Some(manager), Strategy::Hierarchical) => crate::exec::manager::Hierarchy::new(
+            &loaded,
+            &settings,
+            providers.for_endpoint(&manager.model.endpoint),
+            &workspace,
+        ),
+        _ => None,
+    };
     let inputs = RunInputs {
         loaded: &loaded,
         settings: &settings,
@@ -280,6 +295,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         run_id: crate::exec::ids::run_id(),
         archived_previous: archived,
         mcp: mcp.as_ref(),
+        replay: replayer.clone(),
+        hierarchy: hierarchy.as_ref(),
     };
     // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
     let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));

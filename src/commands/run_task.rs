@@ -118,7 +118,7 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         outputs: &outputs,
         output_hashes: &hashes,
     };
-    let prepared: Prepared = prepare(&inputs, &workspace, mcp.as_ref());
+    let prepared: Prepared = prepare(&inputs, &workspace, mcp.as_ref(), None);
     let key = prepared.key.clone();
 
     // One process runs the task at a time; a duplicate waits, then finds it finished.
@@ -356,9 +356,15 @@ fn budget_so_far(
         .min()
         .map(|first| ids::now_unix_ms().saturating_sub(first))
         .unwrap_or(0);
+    let tool_calls = spent
+        .iter()
+        .flat_map(|r| &r.attempts)
+        .map(|a| a.tool_calls.len() as u64)
+        .sum();
     Budget::continuing(
         limits.clone(),
         calls,
+        tool_calls,
         usage,
         cost,
         std::time::Duration::from_millis(elapsed),
@@ -594,7 +600,16 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
     let names: Vec<(String, String)> = (0..tasks.len()).map(|i| declared(&loaded, i)).collect();
     let structured: Vec<bool> = loaded.schemas.iter().map(Option::is_some).collect();
     let sinks = sinks(&loaded.plan.order, &loaded.plan.deps);
-    let mut failures = write_results(&workspace, &manifest, &names, &sinks, &outputs, &structured);
+    // No manager: the final result is the leaves' outputs, as in a local run.
+    let mut failures = write_results(
+        &workspace,
+        &manifest,
+        &names,
+        &sinks,
+        &outputs,
+        &structured,
+        None,
+    );
     let stop_reason = with_write_failures(stop_reason, &failures);
     manifest.status = if stop_reason.is_none() {
         RunStatus::Succeeded

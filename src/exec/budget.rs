@@ -81,6 +81,7 @@ struct Spent {
     tokens: u64,
     cost_usd: f64,
     calls: u64,
+    tool_calls: u64,
 }
 
 /// What the run has spent, shared by every task.
@@ -106,6 +107,7 @@ impl Budget {
     pub fn continuing(
         limits: BudgetSpec,
         calls: u64,
+        tool_calls: u64,
         usage: Usage,
         cost_usd: f64,
         elapsed: std::time::Duration,
@@ -118,8 +120,25 @@ impl Budget {
                 tokens: usage.total(),
                 cost_usd,
                 calls,
+                tool_calls,
             }),
         }
+    }
+
+    /// Reserves `wanted` tool calls at once (a model's batch runs whole or not at all), or
+    /// says that the run's tool-call budget forbids them.
+    pub fn try_tool_calls(&self, wanted: u64) -> Result<(), String> {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(max) = self.limits.max_tool_calls {
+            if spent.tool_calls.saturating_add(wanted) > max {
+                return Err(format!(
+                    "the run's tool-call budget is spent: max_tool_calls {max} ({} made)",
+                    spent.tool_calls
+                ));
+            }
+        }
+        spent.tool_calls += wanted;
+        Ok(())
     }
 
     /// Reserves one call, or says which budget forbids it. `estimated_input` is the prompt's
@@ -221,6 +240,7 @@ mod tests {
         let budget = Budget::continuing(
             limits.clone(),
             2,
+            0,
             usage,
             0.0,
             std::time::Duration::from_secs(4),
@@ -229,7 +249,7 @@ mod tests {
         assert!(budget.try_start_call(1, 0.0).is_err(), "3 calls in all");
         let left = budget.wall_time_left().expect("a wall budget");
         assert!(left <= std::time::Duration::from_secs(6), "{left:?}");
-        let late = Budget::continuing(limits, 0, usage, 0.0, std::time::Duration::from_secs(11));
+        let late = Budget::continuing(limits, 0, 0, usage, 0.0, std::time::Duration::from_secs(11));
         assert!(late
             .try_start_call(1, 0.0)
             .unwrap_err()

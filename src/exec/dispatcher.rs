@@ -16,7 +16,7 @@ use super::scheduler::Scheduler;
 use crate::load::Loaded;
 use crate::names::TaskName;
 use crate::prompt::{self, ContextOutput};
-use crate::provider::{ChatProvider, Endpoint};
+use crate::provider::{ChatProvider, Endpoint, Message};
 use crate::settings::{Reuse, RunSettings, TaskSettings};
 use crate::spec::TaskSpec;
 use crate::workspace::files::{FINAL_OUTPUT, SHARED_DATA};
@@ -54,6 +54,11 @@ pub struct RunInputs<'a> {
     pub archived_previous: Option<String>,
     /// The run's MCP servers, started before the first task.
     pub mcp: Option<&'a crate::tools::McpSessions>,
+    /// Under `--replay`: tool calls are answered from this recording, never run.
+    pub replay: Option<Arc<crate::provider::record::Replayer>>,
+    /// The hierarchical strategy's manager: it plans before the first task, reviews each
+    /// output and writes the final answer.
+    pub hierarchy: Option<&'a super::manager::Hierarchy>,
 }
 
 /// A task added while the run goes on. Its `context` names existing tasks; its agent must be
@@ -126,6 +131,7 @@ pub(crate) fn new_manifest(
         status: RunStatus::Running,
         stop_reason: None,
         tasks: Vec::new(),
+        manager: None,
         totals: Default::default(),
     }
 }
@@ -221,6 +227,7 @@ pub(crate) fn prepare(
     inputs: &TaskInputs<'_>,
     workspace: &Workspace,
     mcp: Option<&crate::tools::McpSessions>,
+    replay: Option<&Arc<crate::provider::record::Replayer>>,
 ) -> Prepared {
     let mut request = build_request(
         inputs.loaded,
@@ -231,7 +238,7 @@ pub(crate) fn prepare(
         inputs.goal,
         inputs.outputs,
     );
-    let toolbox = toolbox(inputs.loaded, inputs.task, workspace, mcp);
+    let toolbox = toolbox(inputs.loaded, inputs.task, workspace, mcp, replay);
     request.tools = toolbox
         .tools
         .iter()
@@ -275,6 +282,7 @@ struct RunShared<'a> {
     writer: BackgroundWriter,
     workspace: &'a Workspace,
     store: bool,
+    hierarchy: Option<&'a super::manager::Hierarchy>,
 }
 
 impl RunShared<'_> {
@@ -284,7 +292,7 @@ impl RunShared<'_> {
     async fn run_task(
         &self,
         index: usize,
-        task: TaskName,
+        spec: TaskSpec,
         job: TaskJob,
         reusable: bool,
         key: String,
@@ -292,6 +300,7 @@ impl RunShared<'_> {
         total: usize,
     ) -> Finished {
         let name = job.record.name.clone();
+        let task = spec.name.clone();
         let output_path = self.workspace.task_output(&task);
         if reusable {
             let cache = self.cache.clone();
@@ -355,7 +364,37 @@ impl RunShared<'_> {
             self.workspace.task_prompt(&task),
             prompt::render_request(&name, &job.request).into_bytes(),
         )]);
+        let again = self.hierarchy.map(|_| {
+            (
+                job.request.clone(),
+                job.settings.clone(),
+                Arc::clone(&job.provider),
+                Arc::clone(&job.limiter),
+                job.tools.clone(),
+            )
+        });
         let mut outcome = self.executor.run(job).await;
+        if let (Some(manager), Some(again)) = (self.hierarchy, again) {
+            // The output is durable before the manager reviews it: a run killed during the
+            // review resumes without running the task again.
+            if let (Some(text), true) = (&outcome.output, self.store) {
+                let entry = CacheEntry {
+                    key: key.clone(),
+                    task: outcome.record.name.clone(),
+                    provider: outcome.record.provider.clone(),
+                    model: outcome.record.model.clone(),
+                    output: text.clone(),
+                    usage: crate::provider::Usage {
+                        input_tokens: outcome.record.tokens_in,
+                        output_tokens: outcome.record.tokens_out,
+                    },
+                };
+                if let Ok(file) = self.cache.entry_file(&entry) {
+                    let _ = self.writer.write(vec![file]).wait().await;
+                }
+            }
+            outcome = self.reviewed(manager, &spec, again, outcome).await;
+        }
         let mut problems: Vec<WriteError> = Vec::new();
         if let Err(error) = prompt_written.wait().await {
             problems.push(error);
@@ -391,6 +430,77 @@ impl RunShared<'_> {
         }
         fail_on_writes(&mut outcome, &problems);
         Finished { index, outcome }
+    }
+
+    /// The manager's reviews of a task's output: each `revise` it may give keeps the output as
+    /// `<task>_output.<round>.txt` and runs the task again with the feedback; a revision that
+    /// fails leaves the earlier output standing.
+    async fn reviewed(
+        &self,
+        manager: &super::manager::Hierarchy,
+        spec: &TaskSpec,
+        again: (
+            crate::provider::ChatRequest,
+            TaskSettings,
+            Arc<dyn ChatProvider>,
+            Arc<super::ratelimit::Limiter>,
+            super::executor::TaskToolbox,
+        ),
+        mut outcome: TaskOutcome,
+    ) -> TaskOutcome {
+        let (mut request, settings, provider, limiter, tools) = again;
+        let mut round = 1u32;
+        while let Some(text) = outcome.output.clone() {
+            let verdict = manager.review(&self.executor, spec, &text, round).await;
+            let _ = self.executor.events.send(RunEvent::Reviewed {
+                name: spec.name.to_string(),
+                round,
+                verdict: match &verdict {
+                    super::manager::Verdict::Accept => "accept".into(),
+                    super::manager::Verdict::Revise(_) => "revise".into(),
+                },
+            });
+            let super::manager::Verdict::Revise(feedback) = verdict else {
+                break;
+            };
+            let kept = self
+                .workspace
+                .path(crate::workspace::files::TASK_OUTPUTS)
+                .join(format!("{}_output.{round}.txt", spec.name));
+            if let Err(error) = self
+                .writer
+                .write(vec![(kept, text.clone().into_bytes())])
+                .wait()
+                .await
+            {
+                outcome.record.reason = Some(error.to_string());
+            }
+            request.messages.push(Message::assistant(text, Vec::new()));
+            request.messages.push(Message::user(format!(
+                "Your manager reviewed this answer and asks for a revision: {feedback}\nGive your whole revised answer."
+            )));
+            let mut record = outcome.record.clone();
+            record.status = TaskStatus::Running;
+            let revised = self
+                .executor
+                .run(TaskJob {
+                    request: request.clone(),
+                    settings: settings.clone(),
+                    provider: Arc::clone(&provider),
+                    limiter: Arc::clone(&limiter),
+                    record,
+                    tools: tools.clone(),
+                })
+                .await;
+            if revised.output.is_none() {
+                // The earlier output stands; the failed revision's attempts stay on record.
+                outcome.record.attempts = revised.record.attempts;
+                break;
+            }
+            outcome = revised;
+            round += 1;
+        }
+        outcome
     }
 }
 
@@ -487,10 +597,8 @@ pub async fn execute(
     mut additions: Option<&mut mpsc::UnboundedReceiver<NewTask>>,
     report: &mut dyn FnMut(&RunEvent),
 ) -> Manifest {
-    let loaded = inputs.loaded;
     let settings = inputs.settings;
     let workspace = inputs.workspace;
-    let plan = &loaded.plan;
     let (events, mut event_receiver) = mpsc::unbounded_channel();
     let budget = Budget::new(settings.budget.clone());
     let stop = CancellationToken::new();
@@ -508,10 +616,31 @@ pub async fn execute(
         writer: BackgroundWriter::start(&temp),
         workspace,
         store: settings.reuse != Reuse::Off,
+        hierarchy: inputs.hierarchy,
     };
+    // The hierarchical strategy: the manager's plan decides the tasks the workers run (the
+    // declared ones when it is unusable).
+    let applied = match inputs.hierarchy {
+        Some(manager) => {
+            manager.share_limiter(&limits, inputs.loaded.spec.execution.rate_limits);
+            let applied = manager
+                .plan(&shared.executor, inputs.loaded, &settings.tasks)
+                .await;
+            report(&RunEvent::Planned {
+                manager: manager.record(),
+            });
+            Some(applied)
+        }
+        None => None,
+    };
+    let loaded: &Loaded = applied.as_ref().map_or(inputs.loaded, |a| &a.loaded);
+    let task_settings: &[TaskSettings] = applied
+        .as_ref()
+        .map_or(&settings.tasks[..], |a| &a.settings[..]);
+    let plan = &loaded.plan;
     let mut table = TaskTable {
         loaded,
-        settings: &settings.tasks,
+        settings: task_settings,
         added: Vec::new(),
         by_name: loaded
             .spec
@@ -545,6 +674,7 @@ pub async fn execute(
             })
             .collect();
         manifest.duration_ms = started.elapsed().as_millis() as u64;
+        manifest.manager = inputs.hierarchy.map(super::manager::Hierarchy::record);
         manifest.recompute_totals();
     };
     let mut write_failures: Vec<WriteError> = Vec::new();
@@ -565,7 +695,7 @@ pub async fn execute(
             .map(|&i| PlannedTask {
                 name: loaded.spec.tasks[i].name.to_string(),
                 agent: loaded.spec.tasks[i].agent.to_string(),
-                model: settings.tasks[i].model.label(),
+                model: task_settings[i].model.label(),
                 depends_on: plan.deps[i]
                     .iter()
                     .map(|&j| loaded.spec.tasks[j].name.to_string())
@@ -619,6 +749,7 @@ pub async fn execute(
                     },
                     workspace,
                     inputs.mcp,
+                    inputs.replay.as_ref(),
                 );
                 started_count += 1;
                 let reusable = match settings.reuse {
@@ -649,7 +780,7 @@ pub async fn execute(
                 let total = scheduler.len();
                 running.push(Box::pin(shared.run_task(
                     index,
-                    task.name.clone(),
+                    task.clone(),
                     job,
                     reusable,
                     key,
@@ -786,6 +917,26 @@ pub async fn execute(
         });
     }
 
+    // The manager writes the final answer from the finished outputs, in the order they ran.
+    let synthesis = match inputs.hierarchy {
+        Some(manager) if !interrupted && !aborted => {
+            let finished: Vec<(String, String, String)> = scheduler
+                .order()
+                .iter()
+                .filter_map(|&i| {
+                    let t = table.spec(i);
+                    let output = outputs.get(i)?.as_deref()?;
+                    Some((t.name.to_string(), t.agent.to_string(), output.to_string()))
+                })
+                .collect();
+            manager.synthesize(&shared.executor, &finished).await
+        }
+        _ => None,
+    };
+    while let Ok(event) = event_receiver.try_recv() {
+        report(&event);
+    }
+
     // Every task file is on disk before the results that summarise them.
     let RunShared { writer, .. } = shared;
     write_failures.extend(writer.finish());
@@ -805,7 +956,15 @@ pub async fn execute(
             .collect();
         let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {
-            write_results(&workspace, &manifest, &names, &sinks, &outputs, &structured)
+            write_results(
+                &workspace,
+                &manifest,
+                &names,
+                &sinks,
+                &outputs,
+                &structured,
+                synthesis,
+            )
         })
         .await
         .unwrap_or_else(|e| {
@@ -843,6 +1002,7 @@ fn toolbox(
     task: &TaskSpec,
     workspace: &Workspace,
     mcp: Option<&crate::tools::McpSessions>,
+    replay: Option<&Arc<crate::provider::record::Replayer>>,
 ) -> super::executor::TaskToolbox {
     let Some(agent) = loaded.agents.get(&task.agent) else {
         return Default::default();
@@ -851,9 +1011,16 @@ fn toolbox(
     if resolved.is_empty() {
         return Default::default();
     }
+    let tools = match replay {
+        Some(recording) => crate::tools::replayed::replayed_tools(recording, task.name.as_str()),
+        None => resolved.offer(mcp),
+    };
     super::executor::TaskToolbox {
-        summary: Some(resolved.summary()),
-        tools: resolved.offer(mcp),
+        summary: Some(match replay {
+            Some(_) => format!("{} (replayed: no tool runs)", resolved.summary()),
+            None => resolved.summary(),
+        }),
+        tools,
         settings: resolved.settings,
         context: crate::tools::ToolContext {
             workspace: workspace.root.clone(),
@@ -961,6 +1128,7 @@ pub(crate) fn write_results(
     sinks: &[usize],
     outputs: &[Option<Arc<str>>],
     structured: &[bool],
+    synthesis: Option<String>,
 ) -> Vec<WriteError> {
     let mut failures = Vec::new();
     let mut shared = serde_json::Map::new();
@@ -1012,6 +1180,7 @@ pub(crate) fn write_results(
         .filter(|&i| outputs[i].is_some())
         .collect();
     let text = match finished.as_slice() {
+        _ if synthesis.is_some() => synthesis,
         [] => None,
         [only] if sinks.len() == 1 => outputs[*only].as_deref().map(str::to_string),
         several => Some(

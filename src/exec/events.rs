@@ -74,6 +74,16 @@ pub enum RunEvent {
     Stopping {
         reason: String,
     },
+    /// The manager's plan, as the workers will run it (and any fallback).
+    Planned {
+        manager: crate::workspace::ManagerRecord,
+    },
+    /// The manager's verdict on a task's output.
+    Reviewed {
+        name: String,
+        round: u32,
+        verdict: String,
+    },
     RunFinished {
         manifest: Box<Manifest>,
     },

@@ -47,7 +47,7 @@ pub struct TaskJob {
 }
 
 /// A task's tools, their limits and what they may touch.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TaskToolbox {
     pub tools: Vec<Arc<dyn crate::tools::Tool>>,
     /// The line the task's start shows: what it may use, what it asked for but lacks.
@@ -252,6 +252,9 @@ impl Executor<'_> {
         if !error.is_retryable() {
             return Err(error.to_string());
         }
+        if error.kind == ErrorKind::InvalidOutput && !settings.retry_invalid_output {
+            return Err(error.to_string());
+        }
         if attempt >= attempts {
             return Err(error.to_string());
         }
@@ -328,20 +331,28 @@ impl Executor<'_> {
         loop {
             turns += 1;
             let wanted = u32::try_from(response.tool_calls.len()).unwrap_or(u32::MAX);
-            let over = turns > limits.max_iterations
+            let task_over = turns > limits.max_iterations
                 || limits
                     .max_tool_calls
                     .is_some_and(|max| calls_made.saturating_add(wanted) > max);
+            // The run's budget is reserved only when the task's own limits allow the batch.
+            let over = if task_over {
+                Some("not run: the task's tool-call limit is reached".to_string())
+            } else {
+                self.budget
+                    .try_tool_calls(u64::from(wanted))
+                    .err()
+                    .map(|why| format!("not run: {why}"))
+            };
             conversation.messages.push(Message::assistant(
                 response.text.clone(),
                 response.tool_calls.clone(),
             ));
-            if over {
+            if let Some(why) = over {
                 for call in &response.tool_calls {
-                    conversation.messages.push(Message::tool_result(
-                        call,
-                        "not run: the task's tool-call limit is reached",
-                    ));
+                    conversation
+                        .messages
+                        .push(Message::tool_result(call, why.clone()));
                 }
                 conversation.messages.push(Message::user(
                     "The tool limit is reached. Give your final answer now, without calling tools.",
@@ -370,11 +381,12 @@ impl Executor<'_> {
             for call in &response.tool_calls {
                 calls_made += 1;
                 let started = Instant::now();
-                let outcome = match toolbox
+                let found = toolbox
                     .tools
                     .iter()
-                    .find(|t| t.definition().name == call.name)
-                {
+                    .find(|t| t.definition().name == call.name);
+                let replayed = found.is_some_and(|t| t.replayed());
+                let outcome = match found {
                     Some(tool) => {
                         let run = crate::tools::run_tool(
                             tool.as_ref(),
@@ -414,10 +426,12 @@ impl Executor<'_> {
                 };
                 attempt.tool_calls.push(ToolCallRecord {
                     name: call.name.clone(),
+                    arguments: Some(cut(&call.arguments.to_string(), 1024)),
                     started_unix_ms: ids::now_unix_ms()
                         .saturating_sub(outcome.duration.as_millis() as u64),
                     duration_ms: outcome.duration.as_millis() as u64,
                     error: outcome.is_error.then(|| outcome.text.clone()),
+                    replayed,
                 });
                 let _ = self.events.send(RunEvent::ToolCalled {
                     name: task.to_string(),
@@ -605,4 +619,16 @@ impl Executor<'_> {
         attempt.calls.push(call);
         result
     }
+}
+
+/// `text` cut at `max` bytes (on a character boundary), marked when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }

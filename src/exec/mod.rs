@@ -8,6 +8,7 @@ pub mod dispatcher;
 pub mod events;
 pub mod executor;
 pub mod ids;
+pub(crate) mod manager;
 pub mod ratelimit;
 pub mod retry;
 pub mod scheduler;

@@ -45,6 +45,8 @@ fn loaded(orchestra: &str) -> Loaded {
     Loaded {
         models: vec![choice; spec.tasks.len()],
         schemas: vec![None; spec.tasks.len()],
+        manager: None,
+        agent_models: Default::default(),
         spec,
         agents,
         plan,
@@ -132,6 +134,8 @@ async fn run_with(
         run_id: "test-run".into(),
         archived_previous: None,
         mcp: None,
+        replay: None,
+        hierarchy: None,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     if let Some((after, signals)) = interrupts {
@@ -283,6 +287,55 @@ async fn call_and_token_budgets_stop_the_run_before_the_next_call() {
         .as_deref()
         .unwrap_or_default()
         .contains("max_tokens 20"));
+}
+
+/// The cost budget at run time: each call costs what the price table says for its usage, and
+/// once the spending has crossed `max_cost_usd` no call starts.
+#[tokio::test(start_paused = true)]
+async fn the_cost_budget_stops_the_run_before_the_call_that_would_cross_it() {
+    let tasks: &[(&str, &[&str], &str)] = &[
+        ("a", &[], "medium"),
+        ("b", &["a"], "medium"),
+        ("c", &["b"], "medium"),
+    ];
+    let loaded = loaded(&orchestra("sequential", 1, tasks));
+    let mut settings = settings(
+        &loaded,
+        BudgetSpec {
+            max_cost_usd: Some(0.000_008),
+            ..BudgetSpec::default()
+        },
+    );
+    // Output at $1 per million tokens, input free: each call (10 in, 5 out) costs $0.000005,
+    // and no prompt estimate can stop a call by itself.
+    settings.pricing = crate::exec::budget::PriceTable::new(
+        [(
+            "m".to_string(),
+            crate::spec::Price {
+                input_per_million: 0.0,
+                output_per_million: 1.0,
+            },
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let fake = Arc::new(Scripted::new(vec![], Step::Reply("ok".into())));
+    let run = run_with(&loaded, &settings, fake.clone(), None, None).await;
+    assert_eq!(
+        fake.calls(),
+        2,
+        "$0.000010 spent after two calls crosses $0.000008"
+    );
+    assert_eq!(run.manifest.status, RunStatus::Failed);
+    assert_eq!(status(&run.manifest, "b"), TaskStatus::Succeeded);
+    assert_eq!(status(&run.manifest, "c"), TaskStatus::Skipped);
+    assert!(run
+        .manifest
+        .stop_reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("max_cost_usd"));
+    assert!((run.manifest.totals.cost_usd - 0.000_010).abs() < 1e-12);
 }
 
 #[tokio::test(start_paused = true)]
@@ -552,6 +605,8 @@ async fn a_failed_write_fails_the_task() {
         run_id: "w".into(),
         archived_previous: None,
         mcp: None,
+        replay: None,
+        hierarchy: None,
     };
     let (_sender, mut receiver) = mpsc::unbounded_channel();
     let manifest = execute(&inputs, &mut receiver, None, &mut |_| {}).await;

@@ -144,8 +144,24 @@ fn generate(
             "the embedded model failed to load",
         ));
     };
-    let messages: Vec<super_local::ChatMessage> =
+    // Tools: the model answers `{"tool": ..., "arguments": ...}` or `{"answer": ...}`, decoded
+    // under a schema that admits exactly those, so every call it makes parses.
+    let tool_schema = tool_turn_schema(request);
+    let mut messages: Vec<super_local::ChatMessage> =
         request.messages.iter().map(chat_message).collect();
+    if tool_schema.is_some() {
+        let guide = tool_guide(request);
+        match messages.iter_mut().find(|m| m.role == "system") {
+            Some(system) => {
+                system.content.push_str("\n\n");
+                system.content.push_str(&guide);
+            }
+            None => messages.insert(0, super_local::ChatMessage::system(guide)),
+        }
+    }
+    let schema = tool_schema
+        .as_ref()
+        .or(request.response_format.as_ref().map(|f| &f.schema));
     let params = super_local::GenerateParams {
         max_tokens: request.sampling.max_tokens.unwrap_or(256) as usize,
         temperature: request.sampling.temperature.unwrap_or(0.0),
@@ -162,10 +178,10 @@ fn generate(
     };
     let local_error =
         |e: super_local::LocalError| ProviderError::new(ErrorKind::Local, e.to_string());
-    let generation = match &request.response_format {
+    let generation = match schema {
         // Constrained decoding: every token keeps the reply a valid document's prefix.
-        Some(format) => {
-            let key = format.schema.to_string();
+        Some(schema) => {
+            let key = schema.to_string();
             let cached = constraints
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -174,9 +190,7 @@ fn generate(
             let constraint = match cached {
                 Some(constraint) => constraint,
                 None => {
-                    let constraint = engine
-                        .compile_constraint(&format.schema)
-                        .map_err(local_error)?;
+                    let constraint = engine.compile_constraint(schema).map_err(local_error)?;
                     constraints
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -201,16 +215,180 @@ fn generate(
             "the embedded model returned an empty reply",
         ));
     }
-    let mut response = ChatResponse::text(
-        generation.text,
-        Usage {
-            input_tokens: generation.prompt_tokens as u64,
-            output_tokens: generation.completion_tokens as u64,
-        },
-    );
-    response.finish_reason = Some(format!("{:?}", generation.stop).to_lowercase());
+    let usage = Usage {
+        input_tokens: generation.prompt_tokens as u64,
+        output_tokens: generation.completion_tokens as u64,
+    };
+    let mut response = match tool_schema {
+        Some(_) => tool_turn_response(&generation.text, usage)?,
+        None => ChatResponse::text(generation.text, usage),
+    };
+    if response.finish_reason.as_deref() != Some("tool_calls") {
+        response.finish_reason = Some(format!("{:?}", generation.stop).to_lowercase());
+    }
     response.model = Some(super_local::DEFAULT_MODEL_NAME.to_string());
     Ok(response)
+}
+
+/// The schema of one turn with tools: a call of one of the offered tools (its name as a
+/// constant, its arguments' schema) or the final answer (the task's own schema when it has
+/// one, else a string). `None` when no tool may be called.
+#[cfg(feature = "local")]
+fn tool_turn_schema(request: &ChatRequest) -> Option<serde_json::Value> {
+    use super::types::ToolChoice;
+    use serde_json::json;
+    if request.tools.is_empty() {
+        return None;
+    }
+    let answer = request
+        .response_format
+        .as_ref()
+        .map(|f| f.schema.clone())
+        .unwrap_or_else(|| json!({"type": "string"}));
+    let answer =
+        json!({"type": "object", "properties": {"answer": answer}, "required": ["answer"]});
+    if request.tool_choice == ToolChoice::None {
+        // Tools are off for this turn (the loop's limit): only the answer may come.
+        return Some(answer);
+    }
+    let mut branches: Vec<serde_json::Value> = request
+        .tools
+        .iter()
+        .filter(|t| match &request.tool_choice {
+            ToolChoice::Tool(name) => &t.name == name,
+            _ => true,
+        })
+        .map(|t| {
+            json!({
+                "type": "object",
+                "properties": {"tool": {"const": t.name}, "arguments": arguments_schema(&t.parameters)},
+                "required": ["tool", "arguments"],
+            })
+        })
+        .collect();
+    if !matches!(
+        request.tool_choice,
+        ToolChoice::Required | ToolChoice::Tool(_)
+    ) {
+        branches.push(answer);
+    }
+    Some(json!({ "anyOf": branches }))
+}
+
+/// A tool's argument schema within what constrained decoding supports: as it is when it fits,
+/// else reduced to its supported keywords (a `pattern` or `format` is dropped: the tool still
+/// checks its own arguments), else any object.
+#[cfg(feature = "local")]
+fn arguments_schema(parameters: &serde_json::Value) -> serde_json::Value {
+    if super_local::JsonConstraint::check(parameters).is_ok() {
+        return parameters.clone();
+    }
+    let reduced = reduce_schema(parameters);
+    if super_local::JsonConstraint::check(&reduced).is_ok() {
+        reduced
+    } else {
+        serde_json::json!({"type": "object"})
+    }
+}
+
+#[cfg(feature = "local")]
+fn reduce_schema(schema: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const KEPT: &[&str] = &[
+        "type",
+        "properties",
+        "required",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "description",
+    ];
+    let Value::Object(map) = schema else {
+        return serde_json::json!({"type": "string"});
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in map {
+        if !KEPT.contains(&key.as_str()) {
+            continue;
+        }
+        let value = match (key.as_str(), value) {
+            ("properties", Value::Object(props)) => Value::Object(
+                props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), reduce_schema(v)))
+                    .collect(),
+            ),
+            ("items", v) => reduce_schema(v),
+            ("anyOf", Value::Array(branches)) => {
+                Value::Array(branches.iter().map(reduce_schema).collect())
+            }
+            (_, v) => v.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    let typed = ["type", "enum", "const", "anyOf"]
+        .iter()
+        .any(|k| out.contains_key(*k));
+    if !typed {
+        let kind = if out.contains_key("properties") {
+            "object"
+        } else {
+            "string"
+        };
+        out.insert("type".into(), kind.into());
+    }
+    Value::Object(out)
+}
+
+/// What the model is told about its tools (the chat template has no tool turns).
+#[cfg(feature = "local")]
+fn tool_guide(request: &ChatRequest) -> String {
+    let mut guide = String::from(
+        "You can use tools. To call one, reply with only {\"tool\": NAME, \"arguments\": {...}}; the result comes back in the next message. When you are done, reply with only {\"answer\": YOUR ANSWER}.\nTools:",
+    );
+    for tool in &request.tools {
+        guide.push_str(&format!(
+            "\n- {}: {} Arguments: {}",
+            tool.name,
+            tool.description.trim(),
+            tool.parameters
+        ));
+    }
+    guide
+}
+
+/// A constrained tool turn as a response: a tool call, or the answer as the text.
+#[cfg(feature = "local")]
+fn tool_turn_response(text: &str, usage: Usage) -> Result<ChatResponse, ProviderError> {
+    let value: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!("the embedded model's tool turn is not JSON: {e}"),
+        )
+    })?;
+    if let Some(name) = value.get("tool").and_then(|t| t.as_str()) {
+        let mut response = ChatResponse::text(String::new(), usage);
+        response.tool_calls.push(super::types::ToolCall {
+            id: format!("call_{}", usage.input_tokens),
+            name: name.to_string(),
+            arguments: value.get("arguments").cloned().unwrap_or_default(),
+        });
+        response.finish_reason = Some("tool_calls".into());
+        return Ok(response);
+    }
+    let answer = match value.get("answer") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => text.to_string(),
+    };
+    Ok(ChatResponse::text(answer, usage))
 }
 
 /// The chat template knows system, user and assistant turns: tool calls are written into the
@@ -237,7 +415,7 @@ fn chat_message(message: &super::types::Message) -> super_local::ChatMessage {
             }
         }
         Role::Tool => super_local::ChatMessage::user(format!(
-            "Result of the tool `{}`:\n{}",
+            "The tool `{}` returned:\n{}\nUse this result: give your answer as {{\"answer\": ...}}, or call another tool.",
             message.name.as_deref().unwrap_or("tool"),
             message.content
         )),
@@ -278,5 +456,68 @@ impl PromptCounter {
             let _ = request;
             None
         }
+    }
+}
+
+#[cfg(all(test, feature = "local"))]
+mod tests {
+    use super::*;
+    use crate::provider::types::{ToolChoice, ToolDefinition};
+    use serde_json::json;
+
+    fn request(choice: ToolChoice) -> ChatRequest {
+        let mut request = ChatRequest::new("m", "s", "u");
+        request.tools = vec![
+            ToolDefinition {
+                name: "calculator".into(),
+                description: "Arithmetic.".into(),
+                parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+            },
+            ToolDefinition {
+                name: "fetch".into(),
+                description: "An MCP tool with keywords decoding does not support.".into(),
+                parameters: json!({"type": "object", "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https"}, "headers": {"type": "object", "default": {}}}, "required": ["url"], "$schema": "x"}),
+            },
+        ];
+        request.tool_choice = choice;
+        request
+    }
+
+    #[test]
+    fn a_tool_turn_admits_each_tool_or_the_answer_and_compiles() {
+        let schema = tool_turn_schema(&request(ToolChoice::Auto)).expect("tools");
+        let branches = schema["anyOf"].as_array().expect("anyOf");
+        assert_eq!(branches.len(), 3);
+        assert_eq!(branches[0]["properties"]["tool"]["const"], "calculator");
+        assert_eq!(
+            branches[1]["properties"]["arguments"]["properties"]["url"],
+            json!({"type": "string"})
+        );
+        assert_eq!(branches[2]["required"], json!(["answer"]));
+        super_local::JsonConstraint::check(&schema).unwrap_or_else(|e| panic!("{e}"));
+
+        let none = tool_turn_schema(&request(ToolChoice::None)).expect("answer only");
+        assert_eq!(none["required"], json!(["answer"]));
+        let forced = tool_turn_schema(&request(ToolChoice::Tool("fetch".into()))).expect("one");
+        assert_eq!(forced["anyOf"].as_array().map(Vec::len), Some(1));
+        assert!(tool_turn_schema(&ChatRequest::new("m", "s", "u")).is_none());
+    }
+
+    #[test]
+    fn a_decoded_turn_becomes_a_tool_call_or_the_answer() {
+        let usage = Usage::default();
+        let call = tool_turn_response(
+            r#"{"tool": "calculator", "arguments": {"expression": "2*3"}}"#,
+            usage,
+        )
+        .expect("a call");
+        assert_eq!(call.tool_calls[0].name, "calculator");
+        assert_eq!(call.tool_calls[0].arguments, json!({"expression": "2*3"}));
+        assert!(call.text.is_empty());
+        let answer = tool_turn_response(r#"{"answer": "6"}"#, usage).expect("an answer");
+        assert!(answer.tool_calls.is_empty());
+        assert_eq!(answer.text, "6");
+        let object = tool_turn_response(r#"{"answer": {"n": 6}}"#, usage).expect("an object");
+        assert_eq!(object.text, r#"{"n":6}"#);
     }
 }

@@ -148,6 +148,42 @@ impl Replayer {
         Ok(Replayer { by_key, all })
     }
 
+    /// The tools a task was offered in the recorded run (those of its first recorded call that
+    /// had any), so a replay offers the same definitions without starting a server.
+    pub fn tool_definitions(&self, task: &str) -> Option<Vec<super::types::ToolDefinition>> {
+        self.all
+            .iter()
+            .find(|r| r.task == task && !r.request.tools.is_empty())
+            .map(|r| r.request.tools.clone())
+    }
+
+    /// The result the recorded run handed the model for a call of `tool` with `arguments`:
+    /// the tool message answering such a call in a later recorded request of the task.
+    pub fn tool_result(
+        &self,
+        task: &str,
+        tool: &str,
+        arguments: &serde_json::Value,
+    ) -> Option<String> {
+        use super::types::Role;
+        self.all.iter().filter(|r| r.task == task).find_map(|r| {
+            let messages = &r.request.messages;
+            messages
+                .iter()
+                .filter(|m| m.role == Role::Assistant)
+                .flat_map(|m| &m.tool_calls)
+                .filter(|c| c.name == tool && &c.arguments == arguments)
+                .find_map(|c| {
+                    messages
+                        .iter()
+                        .find(|m| {
+                            m.role == Role::Tool && m.tool_call_id.as_deref() == Some(c.id.as_str())
+                        })
+                        .map(|m| m.content.clone())
+                })
+        })
+    }
+
     pub fn answer(
         &self,
         provider: &str,

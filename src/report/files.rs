@@ -81,6 +81,119 @@ impl Span<'_> {
     }
 }
 
+/// The spans of one task (or one manager call): the task, its attempts, their LLM calls and
+/// tool calls, under `parent`.
+fn task_spans(
+    task: &crate::workspace::TaskRecord,
+    parent: &str,
+    label: &str,
+    trace_id: &str,
+    lines: &mut Vec<Value>,
+) -> Option<String> {
+    let start = task.started_unix_ms?;
+    let task_span = random_hex(8);
+    lines.push(
+        Span {
+            id: task_span.clone(),
+            parent: Some(parent),
+            name: format!("{label} {}", task.name),
+            start_ms: start,
+            end_ms: start + task.duration_ms,
+            error: (task.status == TaskStatus::Failed)
+                .then_some(task.reason.as_deref().unwrap_or("failed")),
+            attributes: json!({
+                "super.task.name": task.name,
+                "super.task.status": task.status.as_str(),
+                "super.task.cached": task.status == TaskStatus::Cached,
+                "gen_ai.agent.name": task.agent,
+                "super.task.attempts": task.attempts.len(),
+            }),
+        }
+        .to_json(trace_id),
+    );
+    for attempt in &task.attempts {
+        let attempt_span = random_hex(8);
+        lines.push(
+                Span {
+                    id: attempt_span.clone(),
+                    parent: Some(&task_span),
+                    name: format!("attempt {}", attempt.number),
+                    start_ms: attempt.started_unix_ms,
+                    end_ms: attempt.started_unix_ms + attempt.duration_ms,
+                    error: attempt.error.as_deref(),
+                    attributes: json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
+                }
+                .to_json(trace_id),
+            );
+        for (number, call) in attempt.calls.iter().enumerate() {
+            let mut attributes = json!({
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": task.provider,
+                "gen_ai.request.model": task.model,
+                "gen_ai.response.model": call.response_model.as_deref().unwrap_or(&task.model),
+                "gen_ai.usage.input_tokens": call.tokens_in,
+                "gen_ai.usage.output_tokens": call.tokens_out,
+                "super.call.number": number + 1,
+            });
+            if let Some(reason) = &call.finish_reason {
+                attributes["gen_ai.response.finish_reasons"] = json!([reason]);
+            }
+            if let Some(status) = call.http_status {
+                attributes["http.response.status_code"] = json!(status);
+            }
+            if call.repair {
+                attributes["super.call.repair"] = json!(true);
+            }
+            if call.error.is_some() {
+                attributes["error.type"] = json!(call
+                    .http_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "error".into()));
+            }
+            lines.push(
+                Span {
+                    id: random_hex(8),
+                    parent: Some(&attempt_span),
+                    name: format!("chat {}", task.model),
+                    start_ms: call.started_unix_ms,
+                    end_ms: call.started_unix_ms + call.duration_ms,
+                    error: call.error.as_deref(),
+                    attributes,
+                }
+                .to_json(trace_id),
+            );
+        }
+        for tool in &attempt.tool_calls {
+            let mut attributes = json!({
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool.name,
+            });
+            if let Some(arguments) = &tool.arguments {
+                attributes["gen_ai.tool.call.arguments"] = json!(arguments);
+            }
+            if tool.error.is_some() {
+                attributes["error.type"] = json!("tool_error");
+            }
+            if tool.replayed {
+                attributes["super.tool.replayed"] = json!(true);
+            }
+            lines.push(
+                Span {
+                    id: random_hex(8),
+                    parent: Some(&attempt_span),
+                    name: format!("execute_tool {}", tool.name),
+                    start_ms: tool.started_unix_ms,
+                    end_ms: tool.started_unix_ms + tool.duration_ms,
+                    error: tool.error.as_deref(),
+                    attributes,
+                }
+                .to_json(trace_id),
+            );
+        }
+    }
+    Some(task_span)
+}
+
 /// The spans of a run, one JSON object a line.
 pub fn trace(manifest: &Manifest) -> String {
     let trace_id = random_hex(16);
@@ -101,80 +214,20 @@ pub fn trace(manifest: &Manifest) -> String {
         }),
     }
     .to_json(&trace_id)];
-    for task in &manifest.tasks {
-        let Some(start) = task.started_unix_ms else {
-            continue;
-        };
-        let task_span = random_hex(8);
-        lines.push(
-            Span {
-                id: task_span.clone(),
-                parent: Some(&run_span),
-                name: format!("task {}", task.name),
-                start_ms: start,
-                end_ms: start + task.duration_ms,
-                error: (task.status == TaskStatus::Failed)
-                    .then_some(task.reason.as_deref().unwrap_or("failed")),
-                attributes: json!({
-                    "super.task.name": task.name,
-                    "super.task.status": task.status.as_str(),
-                    "super.task.cached": task.status == TaskStatus::Cached,
-                    "gen_ai.agent.name": task.agent,
-                    "super.task.attempts": task.attempts.len(),
-                }),
-            }
-            .to_json(&trace_id),
-        );
-        for attempt in &task.attempts {
-            let attempt_span = random_hex(8);
-            lines.push(
-                Span {
-                    id: attempt_span.clone(),
-                    parent: Some(&task_span),
-                    name: format!("attempt {}", attempt.number),
-                    start_ms: attempt.started_unix_ms,
-                    end_ms: attempt.started_unix_ms + attempt.duration_ms,
-                    error: attempt.error.as_deref(),
-                    attributes: json!({"super.attempt.number": attempt.number, "super.rate_limit.wait_ms": attempt.rate_wait_ms}),
+    // Under the hierarchical strategy the manager's plan is the parent of the work it caused.
+    let mut workers_parent = run_span.clone();
+    if let Some(manager) = &manifest.manager {
+        for call in &manager.calls {
+            let span = task_spans(call, &run_span, "manager", &trace_id, &mut lines);
+            if call.name == "manager.plan" {
+                if let Some(span) = span {
+                    workers_parent = span;
                 }
-                .to_json(&trace_id),
-            );
-            for (number, call) in attempt.calls.iter().enumerate() {
-                let mut attributes = json!({
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": task.provider,
-                    "gen_ai.request.model": task.model,
-                    "gen_ai.response.model": call.response_model.as_deref().unwrap_or(&task.model),
-                    "gen_ai.usage.input_tokens": call.tokens_in,
-                    "gen_ai.usage.output_tokens": call.tokens_out,
-                    "super.call.number": number + 1,
-                });
-                if let Some(reason) = &call.finish_reason {
-                    attributes["gen_ai.response.finish_reasons"] = json!([reason]);
-                }
-                if let Some(status) = call.http_status {
-                    attributes["http.response.status_code"] = json!(status);
-                }
-                if call.error.is_some() {
-                    attributes["error.type"] = json!(call
-                        .http_status
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "error".into()));
-                }
-                lines.push(
-                    Span {
-                        id: random_hex(8),
-                        parent: Some(&attempt_span),
-                        name: format!("chat {}", task.model),
-                        start_ms: call.started_unix_ms,
-                        end_ms: call.started_unix_ms + call.duration_ms,
-                        error: call.error.as_deref(),
-                        attributes,
-                    }
-                    .to_json(&trace_id),
-                );
             }
         }
+    }
+    for task in &manifest.tasks {
+        task_spans(task, &workers_parent, "task", &trace_id, &mut lines);
     }
     let mut out = String::new();
     for line in lines {

@@ -253,6 +253,49 @@ impl HumanReporter {
                 self.end_stream();
                 self.line(&format!("🛑 {reason}"));
             }
+            RunEvent::Planned { manager } => {
+                self.end_stream();
+                if self.quiet {
+                    return;
+                }
+                self.line(&format!(
+                    "🧭 Manager ({}, {}/{}) planned {} assignment(s):",
+                    manager.agent,
+                    manager.provider,
+                    manager.model,
+                    manager.plan.len()
+                ));
+                for (n, step) in manager.plan.iter().enumerate() {
+                    let added = if step.added { " (new)" } else { "" };
+                    let instructions = if step.instructions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", step.instructions)
+                    };
+                    self.line(&format!(
+                        "   {}. {}{added} → {}{instructions}",
+                        n + 1,
+                        step.task,
+                        step.agent
+                    ));
+                }
+                for step in &manager.dropped {
+                    self.line(&format!("   dropped {}: {}", step.task, step.instructions));
+                }
+                for fallback in &manager.fallbacks {
+                    self.line(&format!("⚠️  {fallback}"));
+                }
+            }
+            RunEvent::Reviewed {
+                name,
+                round,
+                verdict,
+            } => {
+                self.end_stream();
+                if !self.quiet {
+                    self.line(&format!("🧐 Manager review {round} of {name}: {verdict}"));
+                }
+            }
             RunEvent::RunFinished { manifest } => {
                 self.end_stream();
                 for (_, bar) in self.running.drain() {

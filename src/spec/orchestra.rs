@@ -218,6 +218,8 @@ pub struct BudgetSpec {
     pub max_cost_usd: Option<f64>,
     pub max_llm_calls: Option<u64>,
     pub max_wall_seconds: Option<f64>,
+    /// Tool calls across the whole run (`--max-tool-calls`).
+    pub max_tool_calls: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -241,6 +243,33 @@ pub struct ExecutionSpec {
     pub rate_limits: RateLimitSpec,
     /// `execution.tools`: names allowed or denied for every task, and permissions.
     pub tools: OrchestraToolsSpec,
+    /// The hierarchical strategy's manager and its limits.
+    pub manager: ManagerSpec,
+}
+
+/// `execution.manager`, `max_delegations`, `max_review_rounds`, `allow_new_tasks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerSpec {
+    /// An agent of the project; `None`: the built-in manager persona.
+    pub agent: Option<(AgentName, Loc)>,
+    /// Worker runs the manager may cause (assignments and revisions); default 2 × tasks.
+    pub max_delegations: Option<u64>,
+    pub max_review_rounds: u32,
+    pub allow_new_tasks: bool,
+    /// Where any of these keys is written (a warning when the strategy is not hierarchical).
+    pub loc: Option<Loc>,
+}
+
+impl Default for ManagerSpec {
+    fn default() -> Self {
+        ManagerSpec {
+            agent: None,
+            max_delegations: None,
+            max_review_rounds: 1,
+            allow_new_tasks: false,
+            loc: None,
+        }
+    }
 }
 
 impl Default for ExecutionSpec {
@@ -257,6 +286,7 @@ impl Default for ExecutionSpec {
             budget: BudgetSpec::default(),
             rate_limits: RateLimitSpec::default(),
             tools: OrchestraToolsSpec::default(),
+            manager: ManagerSpec::default(),
         }
     }
 }
@@ -363,6 +393,10 @@ const EXECUTION_KEYS: &[&str] = &[
     "budget",
     "rate_limits",
     "tools",
+    "manager",
+    "max_delegations",
+    "max_review_rounds",
+    "allow_new_tasks",
 ];
 const GROUP_KEYS: &[&str] = &["name", "tasks", "execution_strategy", "max_concurrency"];
 const BUDGET_KEYS: &[&str] = &[
@@ -370,6 +404,7 @@ const BUDGET_KEYS: &[&str] = &[
     "max_cost_usd",
     "max_llm_calls",
     "max_wall_seconds",
+    "max_tool_calls",
 ];
 const RATE_KEYS: &[&str] = &["rpm", "tpm"];
 const TASK_KEYS: &[&str] = &[
@@ -734,6 +769,37 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             }
         }
     }
+    if let Some(n) = f.get("manager") {
+        execution.manager.loc.get_or_insert(n.loc);
+        if let Some(raw) = d.string(n, "manager") {
+            match AgentName::parse(raw.trim()) {
+                Ok(agent) => execution.manager.agent = Some((agent, n.loc)),
+                Err(reason) => {
+                    d.error(
+                        n,
+                        format!("manager `{}` cannot be used: {reason}", raw.escape_debug()),
+                        "not an agent name",
+                    );
+                }
+            }
+        }
+    }
+    if let Some(n) = f.get("max_delegations") {
+        execution.manager.loc.get_or_insert(n.loc);
+        execution.manager.max_delegations = d.u64_in(n, "max_delegations", 1, limits::MAX_CALLS);
+    }
+    if let Some(n) = f.get("max_review_rounds") {
+        execution.manager.loc.get_or_insert(n.loc);
+        if let Some(value) = d.u64_in(n, "max_review_rounds", 0, 10) {
+            execution.manager.max_review_rounds = value as u32;
+        }
+    }
+    if let Some(n) = f.get("allow_new_tasks") {
+        execution.manager.loc.get_or_insert(n.loc);
+        if let Some(value) = d.bool(n, "allow_new_tasks") {
+            execution.manager.allow_new_tasks = value;
+        }
+    }
     if let Some(n) = f.get("enable_metrics") {
         if let Some(value) = d.bool(n, "enable_metrics") {
             execution.enable_metrics = value;
@@ -765,6 +831,9 @@ fn decode_execution(d: &mut Decoder<'_>, node: &Node, execution: &mut ExecutionS
             execution.budget.max_llm_calls = b
                 .get("max_llm_calls")
                 .and_then(|n| d.u64_in(n, "budget.max_llm_calls", 0, limits::MAX_CALLS));
+            execution.budget.max_tool_calls = b
+                .get("max_tool_calls")
+                .and_then(|n| d.u64_in(n, "budget.max_tool_calls", 0, limits::MAX_CALLS));
             execution.budget.max_wall_seconds = b.get("max_wall_seconds").and_then(|n| {
                 d.f64_in(n, "budget.max_wall_seconds", 0.0, limits::MAX_WALL_SECONDS)
             });

@@ -11,6 +11,7 @@ pub mod json;
 pub mod mcp;
 #[cfg(test)]
 mod mcp_tests;
+pub(crate) mod replayed;
 pub mod resolve;
 pub mod shell;
 pub mod text;

@@ -67,6 +67,11 @@ pub trait Tool: Send + Sync {
     fn timeout(&self) -> Option<Duration> {
         None
     }
+
+    /// Whether calls are answered from a recording (`--replay`) instead of running.
+    fn replayed(&self) -> bool {
+        false
+    }
 }
 
 /// The limits around one call.

@@ -111,8 +111,14 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ToolCallRecord {
     pub name: String,
+    /// The arguments as the model sent them (compact JSON, cut at 1 KiB).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub arguments: Option<String>,
     pub started_unix_ms: u64,
     pub duration_ms: u64,
+    /// The result came from the recording (`--replay`); the tool did not run.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub replayed: bool,
     /// The error text the model got back, when the tool failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -213,7 +219,63 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stop_reason: Option<String>,
     pub tasks: Vec<TaskRecord>,
+    /// The hierarchical strategy's manager: its plan as executed, reviews, fallbacks, calls.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub manager: Option<ManagerRecord>,
     pub totals: Totals,
+}
+
+/// What the manager of a hierarchical run decided and spent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ManagerRecord {
+    /// The manager agent, or `built-in`.
+    pub agent: String,
+    pub provider: String,
+    pub model: String,
+    /// The plan as executed: each assignment's task, agent and instructions, in order.
+    #[serde(default)]
+    pub plan: Vec<AssignmentRecord>,
+    /// Declared tasks the plan left out, with the manager's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<AssignmentRecord>,
+    /// Each review, in the order they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<ReviewRecord>,
+    /// What went wrong with the manager and what the run did instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Each manager call (`plan`, `review <task> <round>`, `synthesis`) as a record.
+    #[serde(default)]
+    pub calls: Vec<TaskRecord>,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AssignmentRecord {
+    pub task: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub agent: String,
+    /// The manager's instructions (for a dropped task: its reason).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instructions: String,
+    /// A sub-task the manager added.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub added: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReviewRecord {
+    pub task: String,
+    pub round: u32,
+    /// `accept` or `revise`.
+    pub verdict: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub feedback: String,
+    /// A `revise` the run did not follow, and why (the review or delegation limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_obeyed: Option<String>,
 }
 
 impl Manifest {
@@ -231,6 +293,21 @@ impl Manifest {
                 TaskStatus::Skipped => totals.skipped += 1,
                 TaskStatus::Pending | TaskStatus::Running => {}
             }
+        }
+        // The manager's calls count in the totals (and are also shown on their own).
+        if let Some(manager) = &mut self.manager {
+            manager.tokens_in = manager.calls.iter().map(|c| c.tokens_in).sum();
+            manager.tokens_out = manager.calls.iter().map(|c| c.tokens_out).sum();
+            manager.cost_usd = manager.calls.iter().map(|c| c.cost_usd).sum();
+            totals.tokens_in += manager.tokens_in;
+            totals.tokens_out += manager.tokens_out;
+            totals.cost_usd += manager.cost_usd;
+            totals.llm_calls += manager
+                .calls
+                .iter()
+                .flat_map(|c| &c.attempts)
+                .map(|a| a.calls.len() as u64)
+                .sum::<u64>();
         }
         self.totals = totals;
     }

@@ -11,8 +11,8 @@ pub mod writer;
 pub use files::{write_atomic, Workspace};
 pub use lock::WorkspaceLock;
 pub use manifest::{
-    AttemptRecord, CallRecord, Manifest, RunStatus, TaskFile, TaskRecord, TaskStatus,
-    ToolCallRecord, MANIFEST_SCHEMA_VERSION,
+    AssignmentRecord, AttemptRecord, CallRecord, ManagerRecord, Manifest, ReviewRecord, RunStatus,
+    TaskFile, TaskRecord, TaskStatus, ToolCallRecord, MANIFEST_SCHEMA_VERSION,
 };
 pub use root::resolve_root;
 pub use writer::{BackgroundWriter, WriteError};

@@ -281,3 +281,64 @@ fn mixed_and_parallel_create_valid_files() {
         assert_eq!(code(&validate), 0, "{strategy}: {}", stderr(&validate));
     }
 }
+
+/// `create --strategy hierarchical`: a manager-like agent of the project becomes the manager
+/// (and runs no task); without one the manager line is a comment. Both validate strictly.
+#[test]
+fn hierarchical_create_writes_a_valid_file_with_its_manager() {
+    let project = Project::init("managed");
+    assert_eq!(
+        code(&project.run(&["agent", "pull", "researcher", "writer"])),
+        0
+    );
+    let server = StubServer::start_background(StubConfig::default()).expect("stub");
+    let validate = |id: &str| {
+        project
+            .command()
+            .env("SUPER_PROVIDER", "openai")
+            .env("SUPER_BASE_URL", server.openai_base_url())
+            .args(["orchestra", "validate", id, "--strict"])
+            .output()
+            .expect("run")
+    };
+    let create = project.run(&["orchestra", "create", "plain", "--strategy", "hierarchical"]);
+    assert_eq!(code(&create), 0, "{}", stderr(&create));
+    let text = std::fs::read_to_string(project.path("managed/orchestras/plain_orchestra.yaml"))
+        .expect("file");
+    assert!(text.contains("strategy: \"hierarchical\""), "{text}");
+    assert!(text.contains("# manager: project_manager"), "{text}");
+    assert!(text.contains("max_review_rounds: 1"), "{text}");
+    let checked = validate("plain");
+    assert_eq!(
+        code(&checked),
+        0,
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+
+    assert_eq!(code(&project.run(&["agent", "pull", "project_manager"])), 0);
+    let create = project.run(&[
+        "orchestra",
+        "create",
+        "managed",
+        "--strategy",
+        "hierarchical",
+    ]);
+    assert_eq!(code(&create), 0, "{}", stderr(&create));
+    let text = std::fs::read_to_string(project.path("managed/orchestras/managed_orchestra.yaml"))
+        .expect("file");
+    assert!(text.contains("manager: \"project_manager\""), "{text}");
+    assert!(
+        !text.contains("agent: \"project_manager\""),
+        "the manager runs no task: {text}"
+    );
+    let checked = validate("managed");
+    assert_eq!(
+        code(&checked),
+        0,
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+}

@@ -258,3 +258,122 @@ fn the_structured_example_answers_valid_json_on_the_embedded_model() {
         "{prompt}"
     );
 }
+
+/// The embedded model calls tools through constrained decoding: each turn is decoded under a
+/// schema admitting only a call of an offered tool (with its argument schema) or the answer,
+/// so every call it makes parses, whatever the 135M model's judgement.
+#[test]
+fn the_embedded_model_makes_tool_calls_that_always_parse() {
+    let Some(home) = real_super_home() else {
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    project.agent(
+        "mathy",
+        "apiVersion: agent/v1\nkind: AgentSpec\nmetadata:\n  name: Mathy\n  id: mathy\nspec:\n  language_model:\n    provider: local\n    max_tokens: 60\n  persona:\n    role: Calculator operator\n  tasks:\n  - name: compute\n    instruction: Use the calculator tool to compute, then answer with the number.\n  tools:\n    enabled: true\n    specific_tools: [calculator]\n    max_iterations: 1\n",
+    );
+    project.orchestra(
+        "calc",
+        "metadata:\n  id: calc\ntasks:\n  - name: compute\n    agent: mathy\n    description: \"Compute {goal} with the calculator tool.\"\n",
+    );
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .env_remove("OPENAI_API_KEY")
+        .args(["orchestra", "run", "calc", "--goal", "17*23"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let manifest = project.manifest("calc");
+    let attempt = &manifest["tasks"][0]["attempts"][0];
+    let calls = attempt["tool_calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!calls.is_empty(), "the model called no tool: {attempt}");
+    for call in &calls {
+        assert_eq!(call["name"], "calculator", "{call}");
+        let arguments: serde_json::Value =
+            serde_json::from_str(call["arguments"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}: {call}"));
+        assert!(arguments["expression"].is_string(), "{call}");
+        assert!(call.get("error").is_none(), "the call ran: {call}");
+    }
+    let answer = std::fs::read_to_string(
+        project
+            .workspace("calc")
+            .join("task_outputs/compute_output.txt"),
+    )
+    .expect("output");
+    assert!(!answer.trim().is_empty());
+    assert!(
+        !answer.contains("\"tool\""),
+        "the final answer is not a tool call: {answer}"
+    );
+}
+
+/// The hierarchical example on the embedded model: the manager's plan and verdicts are decoded
+/// under their schemas, so they always parse (whether the 135M model's plan is usable or the
+/// run falls back to the declared tasks, it says so in run.json), and the run finishes.
+#[test]
+fn a_hierarchical_run_finishes_on_the_embedded_model_with_parsed_decisions() {
+    let Some(home) = real_super_home() else {
+        crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
+        return;
+    };
+    let project = Project::empty();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hierarchical"),
+        project.root(),
+    );
+    for agent in ["researcher", "writer"] {
+        let path = project.path(&format!(
+            "newsroom/agents/{agent}/playbook/{agent}_playbook.yaml"
+        ));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let patched = text.replacen(
+            "spec:\n",
+            "spec:\n  language_model:\n    provider: local\n    max_tokens: 80\n",
+            1,
+        );
+        std::fs::write(&path, patched).expect("write");
+    }
+    let output = project
+        .command()
+        .env("SUPER_HOME", &home)
+        .env_remove("OPENAI_API_KEY")
+        .args(["orchestra", "run", "newsroom", "--goal", "tide pools"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let manager = project.workspace("newsroom").join("task_outputs/_manager");
+    let plan = ["plan.json", "plan_rejected.json"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(manager.join(f)).ok())
+        .expect("the plan parsed (accepted or rejected)");
+    let plan: serde_json::Value = serde_json::from_str(&plan).expect("plan JSON");
+    assert!(plan["assignments"].is_array(), "{plan}");
+    for task in ["gather_facts", "outline", "write_article"] {
+        let verdict = std::fs::read_to_string(manager.join(format!("review_{task}_1.json")))
+            .unwrap_or_else(|e| panic!("{task}: {e}"));
+        let verdict: serde_json::Value = serde_json::from_str(&verdict).expect("verdict JSON");
+        assert!(
+            matches!(verdict["verdict"].as_str(), Some("accept" | "revise")),
+            "{verdict}"
+        );
+    }
+    let manifest = project.manifest("newsroom");
+    assert_eq!(manifest["manager"]["agent"], "built-in");
+    assert!(!manifest["manager"]["calls"]
+        .as_array()
+        .expect("calls")
+        .is_empty());
+    let final_text = std::fs::read_to_string(
+        project
+            .workspace("newsroom")
+            .join("final_results/orchestra_output.txt"),
+    )
+    .expect("final");
+    assert!(!final_text.trim().is_empty());
+}
