@@ -162,12 +162,13 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         .map(|p| p.record)
         .unwrap_or_else(|| new_record(task, &task_settings));
     // What killed processes of this task left in its temp folder; only the lock holder writes there.
-    if let Err(error) = clear_dir(&temp) {
-        eprintln!(
-            "warning: failed to clear `{}`: {error}",
+    clear_dir(&temp).map_err(|error| {
+        Failure::refused(format!(
+            "task `{}`: failed to clear its temp folder `{}`: {error}",
+            task.name,
             display_path(&temp)
-        );
-    }
+        ))
+    })?;
 
     let budget = budget_so_far(
         &loaded,
@@ -416,11 +417,17 @@ fn write_in(temp: &Path, path: &Path, bytes: &[u8]) -> Option<WriteError> {
         })
 }
 
-/// Removes every entry of `dir`.
+/// Removes every entry of `dir`, which must be a real folder (never through a link).
 fn clear_dir(dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "it is a symbolic link; super never writes through a link",
+        ));
+    }
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
             std::fs::remove_dir_all(&path)?;
         } else {
             std::fs::remove_file(&path)?;
@@ -532,7 +539,7 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
                 found.record
             }
             Ok(Some(found)) => not_run(
-                task,
+                i,
                 &loaded,
                 format!(
                     "its record `{shown}` belongs to run `{}`, not `{}`",
@@ -540,11 +547,11 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
                 ),
             ),
             Ok(None) => not_run(
-                task,
+                i,
                 &loaded,
                 format!("no record `{shown}`: it did not run in this run"),
             ),
-            Err(problem) => not_run(task, &loaded, problem),
+            Err(problem) => not_run(i, &loaded, problem),
         };
         if record.status.has_output() {
             let output = workspace.task_output(&task.name);
@@ -635,12 +642,11 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
 }
 
 /// The record of a task that has no finished record of this run.
-fn not_run(task: &crate::spec::TaskSpec, loaded: &Loaded, reason: String) -> TaskRecord {
-    let index = loaded.spec.task_index(task.name.as_str()).unwrap_or(0);
+fn not_run(index: usize, loaded: &Loaded, reason: String) -> TaskRecord {
     let settings = crate::settings::task_settings(loaded, index, None);
     TaskRecord {
         status: TaskStatus::Skipped,
         reason: Some(reason),
-        ..new_record(task, &settings)
+        ..new_record(&loaded.spec.tasks[index], &settings)
     }
 }

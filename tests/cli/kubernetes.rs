@@ -248,6 +248,52 @@ fn retryable_failures_exit_75_and_the_others_exit_1_after_one_attempt() {
 }
 
 #[test]
+fn an_invalid_structured_output_is_retryable_and_a_valid_one_feeds_field_references() {
+    // Two replies that are not JSON (the answer and its repair), then valid ones.
+    let replies = std::sync::atomic::AtomicUsize::new(0);
+    let server = StubServer::start_background(StubConfig::default().reply_fn(move |_| {
+        match replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 | 1 => "not JSON at all".to_string(),
+            _ => r#"{"result": "LOGIN-DONE"}"#.to_string(),
+        }
+    }))
+    .expect("stub");
+    let project = Project::sdlc("openai", &server.openai_base_url());
+    let structured = crate::support::SDLC
+        .replacen(
+            "    priority: \"medium\"\n",
+            "    priority: \"medium\"\n    output_format: json\n",
+            1,
+        )
+        .replace(
+            "Configure a CI pipeline.",
+            "Configure a CI pipeline for {implement_feature.result}.",
+        );
+    assert_ne!(structured, crate::support::SDLC);
+    project.orchestra("sdlc", &structured);
+
+    let out = run_task(&project, "implement_feature", "r1", &[]);
+    assert_eq!(code(&out), 75, "{}", both(&out));
+    assert_eq!(server.request_count(), 2, "the answer and one repair");
+    let ws = project.workspace("sdlc");
+    let record = json_file(&ws.join("tasks/implement_feature.json"));
+    assert_eq!(record["attempts"][0]["reason"], "invalid_output");
+
+    let out = run_task(&project, "implement_feature", "r1", &[]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let object = json_file(&ws.join("task_outputs/implement_feature_output.json"));
+    assert_eq!(object["result"], "LOGIN-DONE");
+    let out = run_task(&project, "configure_ci_pipeline", "r1", &[]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let asked = user_messages(&server);
+    assert!(
+        asked[3].contains("Configure a CI pipeline for LOGIN-DONE."),
+        "{}",
+        asked[3]
+    );
+}
+
+#[test]
 fn two_processes_on_one_task_leave_one_output_and_one_record() {
     let server = stub(StubConfig::default().latency(Duration::from_millis(700)));
     let project = Project::sdlc("openai", &server.openai_base_url());
