@@ -166,6 +166,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         if args.verbose {
             println!("{}", super::orchestra::valid_line(&loaded, &path));
         }
+        let on_kubernetes =
+            loaded.spec.orchestration_type.as_deref().map(str::trim) == Some("kubernetes");
+        if on_kubernetes && !args.dry_run {
+            eprintln!(
+                "ℹ️  orchestration_type `kubernetes`: this run stays on this machine; to run it on the cluster, `super orchestra export {} --target argo -o wf.yaml` (see docs/kubernetes.md)",
+                loaded.spec.id
+            );
+        }
     }
     if loaded.spec.tasks.is_empty() {
         return Err(Failure::usage(format!("orchestra `{}` has no tasks; nothing to run", loaded.spec.id))

@@ -1017,10 +1017,20 @@ fn export(project: &Project, id: &str, extra: &[&str]) -> Vec<Value> {
     serde_saphyr::from_multiple(&stdout(&out)).expect("the export reads back")
 }
 
-/// A plain local run of the same orchestra; its workspace.
+/// A plain local run of the same orchestra; its workspace. A file meant for Kubernetes still
+/// runs here, and says once how to run it on the cluster.
 fn local_run(project: &Project, id: &str) -> PathBuf {
     let out = project.run(&["orchestra", "run", id, "--goal", GOAL]);
     assert_eq!(code(&out), 0, "{}", both(&out));
+    let on_kubernetes = read(&project.path(&format!("demo/orchestras/{id}_orchestra.yaml")))
+        .contains("orchestration_type: kubernetes");
+    let hint = format!("super orchestra export {id} --target argo");
+    assert_eq!(
+        stderr(&out).matches(&hint).count(),
+        usize::from(on_kubernetes),
+        "{}",
+        stderr(&out)
+    );
     project.workspace(id)
 }
 
