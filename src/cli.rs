@@ -216,7 +216,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Show the execution order, attempts, the workspace and streamed tokens
-    #[arg(long, short = 'v')]
+    #[arg(long, short = 'v', conflicts_with = "quiet")]
     pub verbose: bool,
     /// Print one JSON event per line on stdout, and nothing else there
     #[arg(long)]
@@ -224,6 +224,9 @@ pub struct RunArgs {
     /// Print only failures and the summary
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Print the final result, whole, on stdout and nothing else there (progress goes to stderr)
+    #[arg(long, conflicts_with = "json")]
+    pub print: bool,
     /// Treat warnings as errors
     #[arg(long)]
     pub strict: bool,
@@ -380,8 +383,48 @@ pub enum AgentCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Run the playbook's `feature_specifications.scenarios` against the agent's model and
+    /// score each reply
+    #[command(
+        long_about = "Run each scenario of the playbook's `feature_specifications.scenarios` (its `input` fields make the prompt, its `expected_output` fields the reference) through the normal executor on the agent's model, and score the reply: token-overlap F1 against the expected text, or with `--judge MODEL` a 0-1 score and a reason from an LLM judge on the same endpoint. A scenario passes at `--threshold`; the command exits 1 when the pass rate is under `--min-pass`. Replies are cached (reused on the next run unless `--no-cache`) and `--record`/`--replay` work as for runs. The report is written to `orchestra_workspaces/_evaluations/<agent>/evaluation.json`.",
+        after_long_help = "Examples:\n  super agent evaluate developer\n  super agent evaluate developer --threshold 0.4 --min-pass 0.8\n  super agent evaluate developer --provider ollama --model llama3.2 --judge llama3.2"
+    )]
+    Evaluate(Box<EvaluateArgs>),
     /// Not provided by `super`: prints what to do instead
     Optimize { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// An agent of the project (folder, id or name)
+    pub name: String,
+    /// The score a scenario needs to pass (0 to 1)
+    #[arg(long, default_value_t = 0.5, value_parser = unit_interval)]
+    pub threshold: f64,
+    /// The share of scenarios that must pass, else exit 1 (0 to 1)
+    #[arg(long, default_value_t = 1.0, value_parser = unit_interval)]
+    pub min_pass: f64,
+    /// Score with this model as a judge (same provider and endpoint) instead of token overlap
+    #[arg(long, value_name = "MODEL")]
+    pub judge: Option<String>,
+    /// Call the model for every scenario, ignoring cached replies
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Save every LLM request and response to FILE (JSON lines)
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer every LLM request from a recording; no network
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+fn unit_interval(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a number from 0 to 1")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@ pub(crate) mod provider;
 pub(crate) mod redact;
 pub(crate) mod report;
 pub(crate) mod sanitize;
+pub(crate) mod scenarios;
 pub(crate) mod settings;
 pub(crate) mod source;
 pub(crate) mod spec;

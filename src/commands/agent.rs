@@ -18,6 +18,7 @@ pub fn agent(context: &Context, command: AgentCommand) -> Outcome {
         AgentCommand::Pull { names, force } => pull(context, &names, force),
         AgentCommand::Show { name, tools } => show(context, &name, tools),
         AgentCommand::Compile { name, all: _ } => compile(context, name.as_deref()),
+        AgentCommand::Evaluate(args) => super::evaluate::evaluate(context, &args),
         AgentCommand::Optimize { name } => optimize(context, &name),
     }
 }

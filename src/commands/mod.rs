@@ -15,6 +15,7 @@ pub(crate) mod agent;
 pub(crate) mod create;
 pub(crate) mod doctor;
 pub(crate) mod dry_run;
+pub(crate) mod evaluate;
 pub(crate) mod export;
 pub(crate) mod init;
 pub(crate) mod model;

@@ -164,7 +164,13 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     if !args.json {
         context.print_diagnostics(&loaded.warnings);
         if args.verbose {
-            println!("{}", super::orchestra::valid_line(&loaded, &path));
+            // `--print` keeps stdout for the result alone.
+            let line = super::orchestra::valid_line(&loaded, &path);
+            if args.print {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
         }
         let on_kubernetes =
             loaded.spec.orchestration_type.as_deref().map(str::trim) == Some("kubernetes");
@@ -268,10 +274,13 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     } else {
         // Bars only on a terminal, and not with NO_COLOR, --quiet or --verbose (whose tokens stream).
         let progress = context.color && !args.quiet && !args.verbose;
-        Reporter::Human(
-            HumanReporter::new(args.verbose, args.quiet, progress)
-                .with_redactor(crate::redact::Redactor::for_models(&loaded.models)),
-        )
+        let human = HumanReporter::new(args.verbose, args.quiet, progress)
+            .with_redactor(crate::redact::Redactor::for_models(&loaded.models));
+        Reporter::Human(if args.print {
+            human.printing_result()
+        } else {
+            human
+        })
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -138,22 +138,12 @@ pub(crate) fn new_manifest(
 
 /// A task's record before it starts.
 pub(crate) fn new_record(task: &TaskSpec, settings: &TaskSettings) -> TaskRecord {
-    TaskRecord {
-        name: task.name.to_string(),
-        agent: task.agent.to_string(),
-        status: TaskStatus::Pending,
-        provider: settings.model.endpoint.provider.clone(),
-        model: settings.model.model.clone(),
-        attempts: Vec::new(),
-        started_unix_ms: None,
-        duration_ms: 0,
-        tokens_in: 0,
-        tokens_out: 0,
-        cost_usd: 0.0,
-        output_file: None,
-        cache_key: None,
-        reason: None,
-    }
+    TaskRecord::pending(
+        task.name.as_str(),
+        task.agent.as_str(),
+        &settings.model.endpoint.provider,
+        &settings.model.model,
+    )
 }
 
 /// The request a task sends, built from its context tasks' outputs.

@@ -398,22 +398,16 @@ impl Hierarchy {
                 None => Ok(Value::Null),
             }
         };
-        let mut record = TaskRecord {
-            name: format!("manager.{name}"),
-            agent: self.lock().record.agent.clone(),
-            status: TaskStatus::Running,
-            provider: self.agent.model.endpoint.provider.clone(),
-            model: self.agent.model.model.clone(),
-            attempts: Vec::new(),
-            started_unix_ms: Some(super::ids::now_unix_ms()),
-            duration_ms: 0,
-            tokens_in: 0,
-            tokens_out: 0,
-            cost_usd: 0.0,
-            output_file: None,
-            cache_key: Some(key.clone()),
-            reason: None,
-        };
+        let agent_name = self.lock().record.agent.clone();
+        let mut record = TaskRecord::pending(
+            &format!("manager.{name}"),
+            &agent_name,
+            &self.agent.model.endpoint.provider,
+            &self.agent.model.model,
+        );
+        record.status = TaskStatus::Running;
+        record.started_unix_ms = Some(super::ids::now_unix_ms());
+        record.cache_key = Some(key.clone());
         if matches!(self.reuse, Reuse::Resume | Reuse::From(_)) {
             let cache = self.cache.clone();
             let lookup = key.clone();

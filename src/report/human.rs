@@ -21,6 +21,8 @@ pub struct HumanReporter {
     streaming: Option<String>,
     out: Box<dyn Write>,
     redactor: Redactor,
+    /// `--print`: the final result, whole, is the only thing on stdout.
+    print_result: bool,
 }
 
 impl HumanReporter {
@@ -36,7 +38,15 @@ impl HumanReporter {
             streaming: None,
             out: Box::new(std::io::stdout()),
             redactor: Redactor::default(),
+            print_result: false,
         }
+    }
+
+    /// `--print`: every line goes to stderr, and the final result, whole, to stdout.
+    pub fn printing_result(mut self) -> HumanReporter {
+        self.out = Box::new(std::io::stderr());
+        self.print_result = true;
+        self
     }
 
     /// Hides these secrets (the run's keys and URL credentials) in everything printed.
@@ -304,16 +314,32 @@ impl HumanReporter {
                 if let Some(bar) = self.overall.take() {
                     bar.finish_and_clear();
                 }
-                let summary = self.shown(&summary(manifest));
+                let preview = !self.quiet && !self.print_result;
+                let summary = self.shown(&summary(manifest, preview));
                 let _ = write!(self.out, "{summary}");
                 let _ = self.out.flush();
+                if self.print_result && manifest.status == RunStatus::Succeeded {
+                    let path = std::path::Path::new(&manifest.workspace)
+                        .join(crate::workspace::files::FINAL_OUTPUT);
+                    if let Ok(text) = std::fs::read_to_string(path) {
+                        let mut stdout = std::io::stdout();
+                        let _ = write!(stdout, "{text}");
+                        if !text.ends_with('\n') {
+                            let _ = writeln!(stdout);
+                        }
+                        let _ = stdout.flush();
+                    }
+                }
             }
         }
     }
 }
 
-/// The closing table and verdict.
-pub fn summary(manifest: &Manifest) -> String {
+/// Lines of the final result shown after a successful run.
+const PREVIEW_LINES: usize = 12;
+
+/// The closing table and verdict; with `preview`, the final result's first lines.
+pub fn summary(manifest: &Manifest, preview: bool) -> String {
     let headers = [
         "Task",
         "Agent",
@@ -392,6 +418,23 @@ pub fn summary(manifest: &Manifest) -> String {
         std::path::Path::new(&manifest.workspace).join(crate::workspace::files::FINAL_OUTPUT);
     if final_output.is_file() {
         out.push_str(&format!("📄 Final result: {}\n", final_output.display()));
+        if preview && manifest.status == RunStatus::Succeeded {
+            if let Ok(text) = std::fs::read_to_string(&final_output) {
+                let lines: Vec<&str> = text.trim_end().lines().collect();
+                out.push('\n');
+                for line in lines.iter().take(PREVIEW_LINES) {
+                    out.push_str(&format!("   {line}\n"));
+                }
+                if lines.len() > PREVIEW_LINES {
+                    out.push_str(&format!(
+                        "   … {} more line(s) in {}\n",
+                        lines.len() - PREVIEW_LINES,
+                        final_output.display()
+                    ));
+                }
+                out.push('\n');
+            }
+        }
     }
     if manifest.status == RunStatus::Succeeded {
         // Upstream's last line on success; users' scripts grep for it.

@@ -278,6 +278,28 @@ pub struct ReviewRecord {
     pub not_obeyed: Option<String>,
 }
 
+impl TaskRecord {
+    /// A record before the work starts.
+    pub fn pending(name: &str, agent: &str, provider: &str, model: &str) -> TaskRecord {
+        TaskRecord {
+            name: name.to_string(),
+            agent: agent.to_string(),
+            status: TaskStatus::Pending,
+            provider: provider.to_string(),
+            model: model.to_string(),
+            attempts: Vec::new(),
+            started_unix_ms: None,
+            duration_ms: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            output_file: None,
+            cache_key: None,
+            reason: None,
+        }
+    }
+}
+
 impl Manifest {
     pub fn recompute_totals(&mut self) {
         let mut totals = Totals::default();

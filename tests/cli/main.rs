@@ -8,6 +8,7 @@ mod core;
 mod create;
 mod diagnostics;
 mod durable;
+mod evaluate;
 mod export;
 mod firstrun;
 mod hierarchical;
