@@ -162,7 +162,7 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         .map(|p| p.record)
         .unwrap_or_else(|| new_record(task, &task_settings));
     // What killed processes of this task left in its temp folder; only the lock holder writes there.
-    clear_dir(&temp).map_err(|error| {
+    crate::workspace::files::clear_folder(&temp).map_err(|error| {
         Failure::refused(format!(
             "task `{}`: failed to clear its temp folder `{}`: {error}",
             task.name,
@@ -417,25 +417,6 @@ fn write_in(temp: &Path, path: &Path, bytes: &[u8]) -> Option<WriteError> {
         })
 }
 
-/// Removes every entry of `dir`, which must be a real folder (never through a link).
-fn clear_dir(dir: &Path) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
-        return Err(std::io::Error::other(
-            "it is a symbolic link; super never writes through a link",
-        ));
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
-}
-
 /// The run id names the run in records and `run.json`: it must be a plain name.
 fn check_run_id(run_id: &str) -> Result<(), Failure> {
     match crate::names::unsafe_reason(run_id) {
@@ -605,17 +586,11 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
     });
 
     let names: Vec<(String, String)> = (0..tasks.len()).map(|i| declared(&loaded, i)).collect();
-    let structured: Vec<bool> = loaded.schemas.iter().map(Option::is_some).collect();
-    let sinks = sinks(&loaded.plan.order, &loaded.plan.deps);
+    let json: Vec<bool> = loaded.schemas.iter().map(Option::is_some).collect();
+    let leaves = sinks(&loaded.plan.order, &loaded.plan.deps);
     // No manager: the final result is the leaves' outputs, as in a local run.
     let mut failures = write_results(
-        &workspace,
-        &manifest,
-        &names,
-        &sinks,
-        &outputs,
-        &structured,
-        None,
+        &workspace, &manifest, &names, &leaves, &outputs, &json, None,
     );
     let stop_reason = with_write_failures(stop_reason, &failures);
     manifest.status = if stop_reason.is_none() {

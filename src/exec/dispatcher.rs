@@ -368,17 +368,7 @@ impl RunShared<'_> {
             // The output is durable before the manager reviews it: a run killed during the
             // review resumes without running the task again.
             if let (Some(text), true) = (&outcome.output, self.store) {
-                let entry = CacheEntry {
-                    key: key.clone(),
-                    task: outcome.record.name.clone(),
-                    provider: outcome.record.provider.clone(),
-                    model: outcome.record.model.clone(),
-                    output: text.clone(),
-                    usage: crate::provider::Usage {
-                        input_tokens: outcome.record.tokens_in,
-                        output_tokens: outcome.record.tokens_out,
-                    },
-                };
+                let entry = cache_entry(key.clone(), &outcome.record, text);
                 if let Ok(file) = self.cache.entry_file(&entry) {
                     let _ = self.writer.write(vec![file]).wait().await;
                 }
@@ -392,17 +382,7 @@ impl RunShared<'_> {
         let mut files = Vec::new();
         // The durable record first: an output on disk always has its record.
         if let (Some(text), true) = (&outcome.output, self.store) {
-            let entry = CacheEntry {
-                key,
-                task: outcome.record.name.clone(),
-                provider: outcome.record.provider.clone(),
-                model: outcome.record.model.clone(),
-                output: text.clone(),
-                usage: crate::provider::Usage {
-                    input_tokens: outcome.record.tokens_in,
-                    output_tokens: outcome.record.tokens_out,
-                },
-            };
+            let entry = cache_entry(key, &outcome.record, text);
             match self.cache.entry_file(&entry) {
                 Ok(file) => files.push(file),
                 Err(error) => problems.push(error),
@@ -491,6 +471,21 @@ impl RunShared<'_> {
             round += 1;
         }
         outcome
+    }
+}
+
+/// The durable record of a task's output, under the key of its inputs.
+fn cache_entry(key: String, record: &TaskRecord, output: &str) -> CacheEntry {
+    CacheEntry {
+        key,
+        task: record.name.clone(),
+        provider: record.provider.clone(),
+        model: record.model.clone(),
+        output: output.to_string(),
+        usage: crate::provider::Usage {
+            input_tokens: record.tokens_in,
+            output_tokens: record.tokens_out,
+        },
     }
 }
 

@@ -112,6 +112,28 @@ pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::R
     result
 }
 
+/// Removes every entry of `dir`, which must be a real folder, never a link (its entries'
+/// links are removed, not followed); returns how many.
+pub fn clear_folder(dir: &Path) -> std::io::Result<usize> {
+    if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "it is a symbolic link; super never writes through a link",
+        ));
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 impl Workspace {
     pub fn new(root: PathBuf) -> Workspace {
         Workspace { root }
@@ -181,18 +203,7 @@ impl Workspace {
 
     /// Removes every entry of `.tmp/` (orphans of killed runs); returns how many.
     pub fn clean_temp(&self) -> std::io::Result<usize> {
-        let mut removed = 0;
-        for entry in std::fs::read_dir(self.root.join(TEMP))? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(&path)?;
-            } else {
-                std::fs::remove_file(&path)?;
-            }
-            removed += 1;
-        }
-        Ok(removed)
+        clear_folder(&self.root.join(TEMP))
     }
 
     /// Moves the previous run's files under `history/<run-id>/`, so a new run never silently
