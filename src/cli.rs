@@ -78,6 +78,20 @@ pub enum OrchestraCommand {
     Run(Box<RunArgs>),
     /// Write Kubernetes manifests: an Argo Workflow (one pod per task) or a Job
     Export(Box<ExportArgs>),
+    /// Run one task of an orchestra, reading its upstream outputs from the workspace (what
+    /// each pod of an exported Argo Workflow runs)
+    #[command(
+        long_about = "Run one task of an orchestra with the same prompt, provider, timeout and budgets as a local run, reading the outputs of the tasks it depends on from the workspace (`task_outputs/<task>_output.txt`). It writes the task's files and its record, `tasks/<task>.json` (the run id, the goal, the task's record; its `cache_key` is the key of its inputs), and nothing another task writes. Each pod of a Workflow from `super orchestra export --target argo` runs this, then `super orchestra finish` assembles the run.\n\nOne attempt per process: the engine retries (the exported `retryStrategy` follows the task's `retry_count` and backoff). A task that already finished for this run id with the same inputs is not run again (`--force` runs it). Two processes on the same task take turns (a lock file, `tasks/.<task>.lock`): the second finds it finished. A process killed at any moment leaves no half-written file.\n\nExit codes: 0 done (or already done); 75 a failure worth retrying (HTTP 429, 408, 409 or 5xx, a timeout, a lost connection, a reply that failed its schema after one repair): the only code the exported Workflow retries; 1 a failure retrying cannot fix (HTTP 400 or 401, a budget reached, a file that cannot be written); 2 bad usage, an invalid orchestra or a missing upstream output.",
+        after_long_help = "Examples:\n  super orchestra run-task sdlc --task implement_feature --goal \"Build a login page\" --run-id r1\n  super orchestra run-task sdlc --task configure_ci_pipeline --goal \"Build a login page\" --run-id r1\n  super orchestra finish sdlc --run-id r1"
+    )]
+    RunTask(Box<RunTaskArgs>),
+    /// Assemble a run's results from its task records (`run-task`): final results, run.json,
+    /// metrics and trace
+    #[command(
+        long_about = "Assemble the results of a run whose tasks ran one by one with `super orchestra run-task`: `final_results/orchestra_output.txt`, `intermediate/shared_data.json`, `run.json`, `metrics.json` and `trace.jsonl`, from the task records `tasks/<task>.json` of this run id and the outputs in `task_outputs/`, as a local run writes them. The last pod of an exported Argo Workflow runs it.\n\nExit codes: 0 every task finished; 1 a task has no finished record for this run id (the files are still written, and run.json names the task); 2 bad usage or an invalid orchestra.",
+        after_long_help = "Examples:\n  super orchestra finish sdlc --run-id r1"
+    )]
+    Finish(FinishArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -277,6 +291,51 @@ pub struct RunArgs {
     /// missing (also SUPER_ASSUME_YES=1)
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+/// The run id of `run-task` and `finish` when none is given.
+pub const DEFAULT_RUN_ID: &str = "local";
+
+#[derive(Debug, Args)]
+pub struct RunTaskArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// The task to run
+    #[arg(long, value_name = "TASK")]
+    pub task: String,
+    /// What the orchestra should achieve; fills `{goal}` in task descriptions
+    #[arg(long, short = 'g')]
+    pub goal: String,
+    /// The run this task belongs to (an exported Workflow passes its name)
+    #[arg(long, value_name = "ID", default_value = DEFAULT_RUN_ID)]
+    pub run_id: String,
+    /// Use this workspace folder instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Run the task even if it already finished for this run id with the same inputs
+    #[arg(long)]
+    pub force: bool,
+    /// Treat warnings as errors
+    #[arg(long)]
+    pub strict: bool,
+    /// Show streamed tokens and the task's files
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1)
+    #[arg(long, value_name = "N", env = "SUPER_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// The run whose task records to assemble
+    #[arg(long, value_name = "ID", default_value = DEFAULT_RUN_ID)]
+    pub run_id: String,
+    /// Use this workspace folder instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

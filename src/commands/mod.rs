@@ -21,6 +21,7 @@ pub(crate) mod init;
 pub(crate) mod model;
 pub(crate) mod orchestra;
 pub(crate) mod run;
+pub(crate) mod run_task;
 pub(crate) mod version;
 
 use crate::cli::{Cli, Command, OrchestraCommand};
@@ -37,6 +38,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub const EXIT_TERMINATED: u8 = 143;
 /// Stopped by SIGHUP (128 + 1), after saving like a first Ctrl-C.
 pub const EXIT_HANGUP: u8 = 129;
+/// `run-task`: the task failed on an error worth another try; the engine may run it again
+/// (EX_TEMPFAIL). The exported Workflow retries this code only.
+pub const EXIT_RETRYABLE: u8 = crate::export::RETRYABLE_EXIT_CODE;
 
 /// A command that could not do its work: printed as `error: ...` with an optional hint.
 #[derive(Debug)]
@@ -173,6 +177,8 @@ pub fn dispatch(cli: Cli) -> u8 {
             OrchestraCommand::Graph(args) => orchestra::graph(&context, &args),
             OrchestraCommand::Run(args) => run::run(&context, &args),
             OrchestraCommand::Export(args) => export::export(&context, &args),
+            OrchestraCommand::RunTask(args) => run_task::run_task(&context, &args),
+            OrchestraCommand::Finish(args) => run_task::finish(&context, &args),
         },
         Command::Agent(command) => agent::agent(&context, command),
         Command::Model(command) => model::model(command),

@@ -40,40 +40,87 @@ fn reuse(args: &RunArgs, loaded: &Loaded) -> Result<Reuse, Failure> {
     let Some(from) = &args.from else {
         return Ok(Reuse::Fresh);
     };
-    match loaded.spec.task_index(from.trim()) {
-        Some(index) => Ok(Reuse::From(index)),
+    task_index(loaded, "--from", from).map(Reuse::From)
+}
+
+/// The task a flag (`--from`, `--task`) names, or a usage error with the closest name.
+pub(crate) fn task_index(loaded: &Loaded, flag: &str, name: &str) -> Result<usize, Failure> {
+    match loaded.spec.task_index(name.trim()) {
+        Some(index) => Ok(index),
         None => {
             let names: Vec<&str> = loaded.spec.tasks.iter().map(|t| t.name.as_str()).collect();
-            let hint = match crate::diag::did_you_mean(from, names.iter().copied()) {
+            let hint = match crate::diag::did_you_mean(name, names.iter().copied()) {
                 Some(close) => format!("did you mean `{close}`?"),
                 None => format!("tasks are: {}", names.join(", ")),
             };
-            Err(Failure::usage(format!("`--from {from}`: no task has this name")).hint(hint))
+            Err(Failure::usage(format!("`{flag} {name}`: no task has this name")).hint(hint))
         }
     }
 }
 
 /// Everything the run needs from the arguments, the environment and the file, resolved once.
 pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure> {
-    Ok(RunSettings {
-        goal: args.goal.trim().to_string(),
-        reuse: reuse(args, loaded)?,
-        keep_going: args.keep_going,
-        budget: crate::settings::budget(
-            &loaded.spec.execution.budget,
-            &BudgetFlags {
-                max_tokens: args.max_tokens,
-                max_cost_usd: args.max_cost_usd,
-                max_llm_calls: args.max_llm_calls,
-                max_wall_seconds: args.max_wall_seconds,
-                max_tool_calls: args.max_tool_calls,
-            },
-        ),
+    Ok(resolve_settings(
+        loaded,
+        &args.goal,
+        reuse(args, loaded)?,
+        args.keep_going,
+        &BudgetFlags {
+            max_tokens: args.max_tokens,
+            max_cost_usd: args.max_cost_usd,
+            max_llm_calls: args.max_llm_calls,
+            max_wall_seconds: args.max_wall_seconds,
+            max_tool_calls: args.max_tool_calls,
+        },
+        args.timeout,
+    ))
+}
+
+/// The settings of a run (or of one task run alone) from what the command was given.
+pub(crate) fn resolve_settings(
+    loaded: &Loaded,
+    goal: &str,
+    reuse: Reuse,
+    keep_going: bool,
+    flags: &BudgetFlags,
+    timeout: Option<u64>,
+) -> RunSettings {
+    RunSettings {
+        goal: goal.trim().to_string(),
+        reuse,
+        keep_going,
+        budget: crate::settings::budget(&loaded.spec.execution.budget, flags),
         pricing: PriceTable::new(loaded.spec.pricing.clone()),
         limits: CallLimits::from_env(&env_lookup),
         checkpoint_interval: crate::settings::CHECKPOINT_INTERVAL,
-        tasks: RunSettings::tasks_of(loaded, args.timeout),
-    })
+        tasks: RunSettings::tasks_of(loaded, timeout),
+    }
+}
+
+/// The workspace: `--workspace`, else the file's `workspace.path` relative to the project root
+/// (or the orchestra's folder outside a project). A refused one is printed as a diagnostic and
+/// `Err` holds the exit code.
+pub(crate) fn workspace_of(
+    context: &Context,
+    project: Option<&crate::project::Project>,
+    path: &std::path::Path,
+    loaded: &Loaded,
+    flag: Option<&std::path::Path>,
+) -> Result<Workspace, u8> {
+    let base = project.map(|p| p.root.clone()).unwrap_or_else(|| {
+        path.parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    });
+    match crate::workspace::resolve_root(&base, &loaded.spec, flag) {
+        Ok(root) => Ok(Workspace::new(root)),
+        Err(diagnostic) => {
+            context.print_diagnostics(&crate::diag::Diagnostics {
+                items: vec![diagnostic],
+            });
+            Err(EXIT_USAGE)
+        }
+    }
 }
 
 pub fn run(context: &Context, args: &RunArgs) -> Outcome {
@@ -124,6 +171,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
             } else {
                 println!("{line}");
             }
+        }
+        let on_kubernetes =
+            loaded.spec.orchestration_type.as_deref().map(str::trim) == Some("kubernetes");
+        if on_kubernetes && !args.dry_run {
+            eprintln!(
+                "ℹ️  orchestration_type `kubernetes`: this run stays on this machine; to run it on the cluster, `super orchestra export {} --target argo -o wf.yaml` (see docs/kubernetes.md)",
+                loaded.spec.id
+            );
         }
     }
     if loaded.spec.tasks.is_empty() {
@@ -180,23 +235,16 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         (None, None) => CallMode::Live,
     };
 
-    // The workspace: --workspace, else the file's path relative to the project root.
-    let base = project.as_ref().map(|p| p.root.clone()).unwrap_or_else(|| {
-        path.parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default()
-    });
-    let root = match crate::workspace::resolve_root(&base, &loaded.spec, args.workspace.as_deref())
-    {
-        Ok(root) => root,
-        Err(diagnostic) => {
-            context.print_diagnostics(&crate::diag::Diagnostics {
-                items: vec![diagnostic],
-            });
-            return Ok(EXIT_USAGE);
-        }
+    let workspace = match workspace_of(
+        context,
+        project.as_ref(),
+        &path,
+        &loaded,
+        args.workspace.as_deref(),
+    ) {
+        Ok(workspace) => workspace,
+        Err(code) => return Ok(code),
     };
-    let workspace = Workspace::new(root);
     crate::workspace::files::redact_writes(crate::redact::Redactor::for_models(&loaded.models));
     let lock =
         WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
@@ -240,27 +288,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         .build()
         .map_err(|e| Failure::refused(format!("failed to start the async runtime: {e}")))?;
     // Every MCP server the run's tasks may use, started once before the first task.
-    let servers = crate::tools::run_servers(
-        loaded
-            .spec
-            .tasks
-            .iter()
-            .filter_map(|task| {
-                let agent = loaded.agents.get(&task.agent)?;
-                Some(crate::tools::resolve_task_tools(agent, &loaded.spec, task))
-            })
-            .collect::<Vec<_>>()
-            .iter(),
-    );
     // A replay runs no tool: no server starts, the recording answers every call.
-    let mut mcp = if servers.is_empty() || replayer.is_some() {
+    let mut mcp = if replayer.is_some() {
         None
     } else {
-        Some(
-            runtime
-                .block_on(crate::tools::McpSessions::start(&servers))
-                .map_err(|e| Failure::refused(e.to_string()))?,
-        )
+        start_mcp(&runtime, &loaded, &loaded.spec.tasks)?
     };
     let provider_for = |endpoint: &crate::provider::Endpoint| providers.for_endpoint(endpoint);
     let hierarchy = match (&loaded.manager, loaded.plan.strategy) {
@@ -359,7 +391,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
 
 /// `metrics.json` and `trace.jsonl` (when enabled), then the final `run.json`. A failed write
 /// fails the run: the manifest says so when it can still be written.
-fn write_run_files(
+pub(crate) fn write_run_files(
     workspace: &Workspace,
     loaded: &Loaded,
     manifest: &mut Manifest,
@@ -400,8 +432,33 @@ fn write_run_files(
     failures
 }
 
+/// The MCP servers `tasks` may use, started once; `None` when they use none.
+pub(crate) fn start_mcp(
+    runtime: &tokio::runtime::Runtime,
+    loaded: &Loaded,
+    tasks: &[crate::spec::TaskSpec],
+) -> Result<Option<crate::tools::McpSessions>, Failure> {
+    let servers = crate::tools::run_servers(
+        tasks
+            .iter()
+            .filter_map(|task| {
+                let agent = loaded.agents.get(&task.agent)?;
+                Some(crate::tools::resolve_task_tools(agent, &loaded.spec, task))
+            })
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    if servers.is_empty() {
+        return Ok(None);
+    }
+    runtime
+        .block_on(crate::tools::McpSessions::start(&servers))
+        .map(Some)
+        .map_err(|e| Failure::refused(e.to_string()))
+}
+
 /// The embedded model's thread count; must be set before any thread pool starts.
-fn set_threads(threads: Option<usize>) {
+pub(crate) fn set_threads(threads: Option<usize>) {
     #[cfg(feature = "local")]
     super_local::set_threads(threads.unwrap_or_else(super_local::default_threads));
     #[cfg(not(feature = "local"))]

@@ -101,6 +101,30 @@ impl Budget {
         }
     }
 
+    /// A budget part of which is already spent: by the other tasks of a run whose tasks each
+    /// run in their own process (`run-task`), read from their records. `elapsed` is the wall
+    /// time since the run started.
+    pub fn continuing(
+        limits: BudgetSpec,
+        calls: u64,
+        tool_calls: u64,
+        usage: Usage,
+        cost_usd: f64,
+        elapsed: std::time::Duration,
+    ) -> Budget {
+        let now = Instant::now();
+        Budget {
+            limits,
+            started: now.checked_sub(elapsed).unwrap_or(now),
+            spent: Mutex::new(Spent {
+                tokens: usage.total(),
+                cost_usd,
+                calls,
+                tool_calls,
+            }),
+        }
+    }
+
     /// Reserves `wanted` tool calls at once (a model's batch runs whole or not at all), or
     /// says that the run's tool-call budget forbids them.
     pub fn try_tool_calls(&self, wanted: u64) -> Result<(), String> {
@@ -200,5 +224,35 @@ mod tests {
             .try_start_call(1, 0.0)
             .unwrap_err()
             .contains("max_llm_calls 2"));
+    }
+
+    #[test]
+    fn a_continuing_budget_counts_what_was_spent_before() {
+        let limits = BudgetSpec {
+            max_llm_calls: Some(3),
+            max_wall_seconds: Some(10.0),
+            ..BudgetSpec::default()
+        };
+        let usage = Usage {
+            input_tokens: 5,
+            output_tokens: 5,
+        };
+        let budget = Budget::continuing(
+            limits.clone(),
+            2,
+            0,
+            usage,
+            0.0,
+            std::time::Duration::from_secs(4),
+        );
+        assert!(budget.try_start_call(1, 0.0).is_ok());
+        assert!(budget.try_start_call(1, 0.0).is_err(), "3 calls in all");
+        let left = budget.wall_time_left().expect("a wall budget");
+        assert!(left <= std::time::Duration::from_secs(6), "{left:?}");
+        let late = Budget::continuing(limits, 0, 0, usage, 0.0, std::time::Duration::from_secs(11));
+        assert!(late
+            .try_start_call(1, 0.0)
+            .unwrap_err()
+            .contains("max_wall_seconds"));
     }
 }

@@ -104,8 +104,40 @@ impl TaskTable<'_> {
     }
 }
 
+/// A run's manifest as it starts: no task yet, status running.
+pub(crate) fn new_manifest(
+    loaded: &Loaded,
+    run_id: &str,
+    goal: &str,
+    workspace: &Workspace,
+    started_unix_ms: u64,
+) -> Manifest {
+    Manifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        goal: goal.to_string(),
+        orchestra: crate::workspace::manifest::OrchestraRef {
+            id: loaded.spec.id.to_string(),
+            name: loaded.spec.name.clone(),
+            file: loaded.spec.file.path.display().to_string(),
+            sha256: sha256_hex(loaded.spec.file.text.as_bytes()),
+        },
+        workspace: workspace.root.display().to_string(),
+        strategy: loaded.plan.strategy.as_str().to_string(),
+        started_at: ids::rfc3339(started_unix_ms),
+        started_unix_ms,
+        ended_at: None,
+        duration_ms: 0,
+        status: RunStatus::Running,
+        stop_reason: None,
+        tasks: Vec::new(),
+        manager: None,
+        totals: Default::default(),
+    }
+}
+
 /// A task's record before it starts.
-fn new_record(task: &TaskSpec, settings: &TaskSettings) -> TaskRecord {
+pub(crate) fn new_record(task: &TaskSpec, settings: &TaskSettings) -> TaskRecord {
     TaskRecord::pending(
         task.name.as_str(),
         task.agent.as_str(),
@@ -155,6 +187,75 @@ pub fn build_request(
             String::new(),
             prompt::user_message(task, goal, &context, &by_name),
         ),
+    }
+}
+
+/// What a task is built from: its context tasks' outputs (by task index, `None` where absent)
+/// and their hashes.
+pub(crate) struct TaskInputs<'a> {
+    pub loaded: &'a Loaded,
+    pub task: &'a TaskSpec,
+    pub settings: &'a TaskSettings,
+    pub context: &'a [usize],
+    /// A task's name and agent, by index.
+    pub names: &'a dyn Fn(usize) -> (String, String),
+    pub goal: &'a str,
+    pub outputs: &'a [Option<Arc<str>>],
+    pub output_hashes: &'a [String],
+}
+
+/// What a task sends, the tools it is offered, and the key of its inputs.
+pub(crate) struct Prepared {
+    pub request: crate::provider::ChatRequest,
+    pub toolbox: super::executor::TaskToolbox,
+    pub key: String,
+}
+
+/// The request (with the tools' definitions), the toolbox and the input key of a task: the
+/// same for a task of a local run and for one run alone by `run-task`.
+pub(crate) fn prepare(
+    inputs: &TaskInputs<'_>,
+    workspace: &Workspace,
+    mcp: Option<&crate::tools::McpSessions>,
+    replay: Option<&Arc<crate::provider::record::Replayer>>,
+) -> Prepared {
+    let mut request = build_request(
+        inputs.loaded,
+        inputs.task,
+        inputs.settings,
+        inputs.context,
+        inputs.names,
+        inputs.goal,
+        inputs.outputs,
+    );
+    let toolbox = toolbox(inputs.loaded, inputs.task, workspace, mcp, replay);
+    request.tools = toolbox
+        .tools
+        .iter()
+        .map(|t| {
+            let d = t.definition();
+            crate::provider::ToolDefinition {
+                name: d.name.clone(),
+                description: d.description.clone(),
+                parameters: d.parameters.clone(),
+            }
+        })
+        .collect();
+    let context_hashes: Vec<String> = inputs
+        .context
+        .iter()
+        .map(|&j| inputs.output_hashes.get(j).cloned().unwrap_or_default())
+        .collect();
+    let key = task_key(
+        &inputs.settings.model,
+        &request,
+        inputs.task.expected_output.as_deref(),
+        &context_hashes,
+    );
+    Prepared {
+        request,
+        toolbox,
+        key,
     }
 }
 
@@ -221,7 +322,7 @@ impl RunShared<'_> {
                 }
                 let mut output = Some(entry.output);
                 match self.writer.write(files).wait().await {
-                    Ok(()) => record.output_file = self.relative(&output_path),
+                    Ok(()) => record.output_file = relative(self.workspace, &output_path),
                     Err(error) => {
                         record.status = TaskStatus::Failed;
                         record.reason = Some(error.to_string());
@@ -236,6 +337,7 @@ impl RunShared<'_> {
                         json,
                         last_invalid_reply: None,
                         budget_stop: None,
+                        retryable: false,
                     },
                 };
             }
@@ -266,17 +368,7 @@ impl RunShared<'_> {
             // The output is durable before the manager reviews it: a run killed during the
             // review resumes without running the task again.
             if let (Some(text), true) = (&outcome.output, self.store) {
-                let entry = CacheEntry {
-                    key: key.clone(),
-                    task: outcome.record.name.clone(),
-                    provider: outcome.record.provider.clone(),
-                    model: outcome.record.model.clone(),
-                    output: text.clone(),
-                    usage: crate::provider::Usage {
-                        input_tokens: outcome.record.tokens_in,
-                        output_tokens: outcome.record.tokens_out,
-                    },
-                };
+                let entry = cache_entry(key.clone(), &outcome.record, text);
                 if let Ok(file) = self.cache.entry_file(&entry) {
                     let _ = self.writer.write(vec![file]).wait().await;
                 }
@@ -287,63 +379,26 @@ impl RunShared<'_> {
         if let Err(error) = prompt_written.wait().await {
             problems.push(error);
         }
-        match &outcome.output {
-            Some(text) => {
-                let mut files = Vec::new();
-                // The durable record first: an output on disk always has its record.
-                if self.store {
-                    let entry = CacheEntry {
-                        key,
-                        task: outcome.record.name.clone(),
-                        provider: outcome.record.provider.clone(),
-                        model: outcome.record.model.clone(),
-                        output: text.clone(),
-                        usage: crate::provider::Usage {
-                            input_tokens: outcome.record.tokens_in,
-                            output_tokens: outcome.record.tokens_out,
-                        },
-                    };
-                    match self.cache.entry_file(&entry) {
-                        Ok(file) => files.push(file),
-                        Err(error) => problems.push(error),
-                    }
-                }
-                files.push((output_path.clone(), text.as_bytes().to_vec()));
-                if outcome.json.is_some() {
-                    files.push((
-                        self.workspace.task_output_json(&task),
-                        text.as_bytes().to_vec(),
-                    ));
-                }
-                match self.writer.write(files).wait().await {
-                    Ok(()) => outcome.record.output_file = self.relative(&output_path),
-                    Err(error) => problems.push(error),
-                }
+        let mut files = Vec::new();
+        // The durable record first: an output on disk always has its record.
+        if let (Some(text), true) = (&outcome.output, self.store) {
+            let entry = cache_entry(key, &outcome.record, text);
+            match self.cache.entry_file(&entry) {
+                Ok(file) => files.push(file),
+                Err(error) => problems.push(error),
             }
-            None if outcome.budget_stop.is_none() => {
-                let log = error_log(&outcome.record, outcome.last_invalid_reply.as_deref());
-                if let Err(error) = self
-                    .writer
-                    .write(vec![(self.workspace.task_error(&task), log.into_bytes())])
-                    .wait()
-                    .await
-                {
-                    problems.push(error);
+        }
+        files.extend(outcome_files(self.workspace, &task, &outcome));
+        if !files.is_empty() {
+            match self.writer.write(files).wait().await {
+                Ok(()) if outcome.output.is_some() => {
+                    outcome.record.output_file = relative(self.workspace, &output_path)
                 }
+                Ok(()) => {}
+                Err(error) => problems.push(error),
             }
-            _ => {}
         }
-        if !problems.is_empty() {
-            let written: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            outcome.record.status = TaskStatus::Failed;
-            outcome.record.output_file = None;
-            outcome.record.reason = Some(match outcome.record.reason.take() {
-                Some(reason) => format!("{reason}; {}", written.join("; ")),
-                None => written.join("; "),
-            });
-            outcome.output = None;
-            outcome.budget_stop = None;
-        }
+        fail_on_writes(&mut outcome, &problems);
         Finished { index, outcome }
     }
 
@@ -417,11 +472,85 @@ impl RunShared<'_> {
         }
         outcome
     }
+}
 
-    fn relative(&self, path: &std::path::Path) -> Option<String> {
-        path.strip_prefix(&self.workspace.root)
-            .ok()
-            .map(|p| p.display().to_string())
+/// The durable record of a task's output, under the key of its inputs.
+fn cache_entry(key: String, record: &TaskRecord, output: &str) -> CacheEntry {
+    CacheEntry {
+        key,
+        task: record.name.clone(),
+        provider: record.provider.clone(),
+        model: record.model.clone(),
+        output: output.to_string(),
+        usage: crate::provider::Usage {
+            input_tokens: record.tokens_in,
+            output_tokens: record.tokens_out,
+        },
+    }
+}
+
+/// A task whose files could not be written failed, whatever it answered: the reason names
+/// each file and the OS error.
+pub(crate) fn fail_on_writes(outcome: &mut TaskOutcome, problems: &[WriteError]) {
+    if problems.is_empty() {
+        return;
+    }
+    let written: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    outcome.record.status = TaskStatus::Failed;
+    outcome.record.output_file = None;
+    outcome.record.reason = Some(match outcome.record.reason.take() {
+        Some(reason) => format!("{reason}; {}", written.join("; ")),
+        None => written.join("; "),
+    });
+    outcome.output = None;
+    outcome.budget_stop = None;
+    outcome.retryable = false;
+}
+
+/// The reason a run stopped, with the run's files that could not be written added to it.
+pub(crate) fn with_write_failures(
+    stop_reason: Option<String>,
+    failures: &[WriteError],
+) -> Option<String> {
+    if failures.is_empty() {
+        return stop_reason;
+    }
+    let text: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    let reason = format!("the run's files could not be written: {}", text.join("; "));
+    Some(match stop_reason {
+        Some(earlier) => format!("{earlier}; {reason}"),
+        None => reason,
+    })
+}
+
+/// `path` relative to the workspace root, as records name their files.
+pub(crate) fn relative(workspace: &Workspace, path: &std::path::Path) -> Option<String> {
+    path.strip_prefix(&workspace.root)
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// The files a task's outcome leaves in `task_outputs/`: its output (and a structured task's
+/// object as `_output.json`), or, when it failed on its own, its error log; nothing when a
+/// budget stopped it.
+pub(crate) fn outcome_files(
+    workspace: &Workspace,
+    task: &TaskName,
+    outcome: &TaskOutcome,
+) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    match &outcome.output {
+        Some(text) => {
+            let mut files = vec![(workspace.task_output(task), text.as_bytes().to_vec())];
+            if outcome.json.is_some() {
+                files.push((workspace.task_output_json(task), text.as_bytes().to_vec()));
+            }
+            files
+        }
+        None if outcome.budget_stop.is_none() => {
+            let log = error_log(&outcome.record, outcome.last_invalid_reply.as_deref());
+            vec![(workspace.task_error(task), log.into_bytes())]
+        }
+        None => Vec::new(),
     }
 }
 
@@ -512,28 +641,13 @@ pub async fn execute(
     let mut records: Vec<TaskRecord> = (0..loaded.spec.tasks.len())
         .map(|i| new_record(table.spec(i), table.settings(i)))
         .collect();
-    let mut manifest = Manifest {
-        schema_version: MANIFEST_SCHEMA_VERSION,
-        run_id: inputs.run_id.clone(),
-        goal: settings.goal.clone(),
-        orchestra: crate::workspace::manifest::OrchestraRef {
-            id: loaded.spec.id.to_string(),
-            name: loaded.spec.name.clone(),
-            file: loaded.spec.file.path.display().to_string(),
-            sha256: sha256_hex(loaded.spec.file.text.as_bytes()),
-        },
-        workspace: workspace.root.display().to_string(),
-        strategy: plan.strategy.as_str().to_string(),
-        started_at: ids::rfc3339(started_unix_ms),
+    let mut manifest = new_manifest(
+        loaded,
+        &inputs.run_id,
+        &settings.goal,
+        workspace,
         started_unix_ms,
-        ended_at: None,
-        duration_ms: 0,
-        status: RunStatus::Running,
-        stop_reason: None,
-        tasks: Vec::new(),
-        manager: None,
-        totals: Default::default(),
-    };
+    );
     let mut scheduler = Scheduler::new(plan);
     let snapshot = |manifest: &mut Manifest, records: &[TaskRecord], scheduler: &Scheduler| {
         manifest.tasks = scheduler
@@ -603,35 +717,24 @@ pub async fn execute(
                     let t = table.spec(j);
                     (t.name.to_string(), t.agent.to_string())
                 };
-                let mut request = build_request(
-                    loaded,
-                    task,
-                    &task_settings,
-                    &context,
-                    &name_of,
-                    &settings.goal,
-                    &outputs,
-                );
-                let toolbox = toolbox(loaded, task, workspace, inputs.mcp, inputs.replay.as_ref());
-                request.tools = toolbox
-                    .tools
-                    .iter()
-                    .map(|t| {
-                        let d = t.definition();
-                        crate::provider::ToolDefinition {
-                            name: d.name.clone(),
-                            description: d.description.clone(),
-                            parameters: d.parameters.clone(),
-                        }
-                    })
-                    .collect();
-                let context_hashes: Vec<String> =
-                    context.iter().map(|&j| output_hashes[j].clone()).collect();
-                let key = task_key(
-                    &task_settings.model,
-                    &request,
-                    task.expected_output.as_deref(),
-                    &context_hashes,
+                let Prepared {
+                    request,
+                    toolbox,
+                    key,
+                } = prepare(
+                    &TaskInputs {
+                        loaded,
+                        task,
+                        settings: &task_settings,
+                        context: &context,
+                        names: &name_of,
+                        goal: &settings.goal,
+                        outputs: &outputs,
+                        output_hashes: &output_hashes,
+                    },
+                    workspace,
+                    inputs.mcp,
+                    inputs.replay.as_ref(),
                 );
                 started_count += 1;
                 let reusable = match settings.reuse {
@@ -823,7 +926,7 @@ pub async fn execute(
     let RunShared { writer, .. } = shared;
     write_failures.extend(writer.finish());
     snapshot(&mut manifest, &records, &scheduler);
-    let sinks: Vec<usize> = sinks(&scheduler, &table);
+    let sinks: Vec<usize> = run_sinks(&scheduler, &table);
     let results = {
         let manifest = manifest.clone();
         let names: Vec<(String, String)> = (0..scheduler.len())
@@ -865,14 +968,7 @@ pub async fn execute(
     } else {
         RunStatus::Succeeded
     };
-    if !write_failures.is_empty() {
-        let text: Vec<String> = write_failures.iter().map(ToString::to_string).collect();
-        let reason = format!("the run's files could not be written: {}", text.join("; "));
-        stop_reason = Some(match stop_reason {
-            Some(earlier) => format!("{earlier}; {reason}"),
-            None => reason,
-        });
-    }
+    stop_reason = with_write_failures(stop_reason, &write_failures);
     if manifest.status != RunStatus::Succeeded {
         manifest.stop_reason = stop_reason.or_else(|| Some("one or more tasks failed".into()));
     }
@@ -960,24 +1056,35 @@ fn add_task(
     Ok(index)
 }
 
-/// Tasks no other task depends on, in start order.
-fn sinks(scheduler: &Scheduler, table: &TaskTable<'_>) -> Vec<usize> {
-    let mut has_dependent = vec![false; scheduler.len()];
-    for i in 0..scheduler.len() {
-        for &j in table.context(i) {
-            has_dependent[j] = true;
-        }
-        if i < table.loaded.spec.tasks.len() {
-            for &j in &table.loaded.plan.deps[i] {
-                has_dependent[j] = true;
+/// The run's tasks no other task depends on, in start order.
+fn run_sinks(scheduler: &Scheduler, table: &TaskTable<'_>) -> Vec<usize> {
+    let prerequisites: Vec<Vec<usize>> = (0..scheduler.len())
+        .map(|i| {
+            let mut before = table.context(i).to_vec();
+            if let Some(deps) = table.loaded.plan.deps.get(i) {
+                before.extend(deps);
+            }
+            before
+        })
+        .collect();
+    sinks(scheduler.order(), &prerequisites)
+}
+
+/// Tasks of `order` no task depends on (`prerequisites` by task index), in that order: the
+/// tasks whose outputs make the final result.
+pub(crate) fn sinks(order: &[usize], prerequisites: &[Vec<usize>]) -> Vec<usize> {
+    let mut has_dependent = vec![false; prerequisites.len()];
+    for before in prerequisites {
+        for &j in before {
+            if let Some(flag) = has_dependent.get_mut(j) {
+                *flag = true;
             }
         }
     }
-    scheduler
-        .order()
+    order
         .iter()
         .copied()
-        .filter(|&i| !has_dependent[i])
+        .filter(|&i| !has_dependent.get(i).copied().unwrap_or(false))
         .collect()
 }
 
@@ -998,8 +1105,8 @@ fn checkpoint(
 }
 
 /// `intermediate/shared_data.json` and `final_results/orchestra_output.txt`; returns the
-/// writes that failed.
-fn write_results(
+/// writes that failed. `names`, `outputs` and `structured` by task index.
+pub(crate) fn write_results(
     workspace: &Workspace,
     manifest: &Manifest,
     names: &[(String, String)],

@@ -67,6 +67,9 @@ pub struct TaskOutcome {
     pub last_invalid_reply: Option<String>,
     /// A budget stopped the run at this task.
     pub budget_stop: Option<String>,
+    /// The task failed on an error worth another try (429, 5xx, timeout, connection, invalid
+    /// output): what `run-task`'s exit code tells the engine that retries it.
+    pub retryable: bool,
 }
 
 /// An attempt's answer.
@@ -105,6 +108,7 @@ impl Executor<'_> {
         let attempts = settings.attempts.max(1);
         let mut outcome = None;
         let mut last_invalid_reply = None;
+        let mut retryable = false;
         for attempt in 1..=attempts {
             let attempt_started_unix = ids::now_unix_ms();
             let attempt_started = Instant::now();
@@ -167,6 +171,7 @@ impl Executor<'_> {
                     break;
                 }
                 Err(CallError::Provider(error)) => {
+                    retryable = error.is_retryable();
                     attempt_record.error = Some(error.to_string());
                     attempt_record.reason = Some(error.kind.code().to_string());
                     attempt_record.http_status = error.status();
@@ -202,20 +207,14 @@ impl Executor<'_> {
             }
         }
         record.duration_ms = started.elapsed().as_millis() as u64;
-        record.tokens_in = record.attempts.iter().map(|a| a.tokens_in).sum();
-        record.tokens_out = record.attempts.iter().map(|a| a.tokens_out).sum();
-        record.cost_usd = record
-            .attempts
-            .iter()
-            .flat_map(|a| &a.calls)
-            .map(|c| c.cost_usd)
-            .sum();
+        record.recompute_usage();
         let mut ended = TaskOutcome {
             record,
             output: None,
             json: None,
             last_invalid_reply,
             budget_stop: None,
+            retryable: false,
         };
         match outcome {
             Some(Ok(answer)) => {
@@ -231,6 +230,7 @@ impl Executor<'_> {
             Some(Err((reason, false))) => {
                 ended.record.status = TaskStatus::Failed;
                 ended.record.reason = Some(reason);
+                ended.retryable = retryable;
             }
             None => {
                 ended.record.status = TaskStatus::Failed;

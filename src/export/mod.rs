@@ -19,4 +19,5 @@ pub use keys::placeholder_env;
 pub(crate) use kube_names::{is_dns_label, is_dns_subdomain};
 pub use settings::{
     ExportSettings, ExportTarget, WorkspaceSpec, DEFAULT_IMAGE, DEFAULT_PVC_SIZE, DEFAULT_SECRET,
+    RETRYABLE_EXIT_CODE,
 };

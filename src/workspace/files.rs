@@ -18,10 +18,13 @@ pub const METRICS: &str = "metrics.json";
 pub const TRACE: &str = "trace.jsonl";
 pub const SHARED_DATA: &str = "intermediate/shared_data.json";
 pub const FINAL_OUTPUT: &str = "final_results/orchestra_output.txt";
+/// One record per task run on its own (`super orchestra run-task`, one pod per task).
+pub const TASKS: &str = "tasks";
 
 /// What a run leaves at the top of the workspace, moved to `history/<run-id>/` by the next run.
 const RUN_FILES: &[&str] = &[
     TASK_OUTPUTS,
+    TASKS,
     INTERMEDIATE,
     FINAL_RESULTS,
     MANIFEST,
@@ -109,6 +112,28 @@ pub fn write_atomic_in(temp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::R
     result
 }
 
+/// Removes every entry of `dir`, which must be a real folder, never a link (its entries'
+/// links are removed, not followed); returns how many.
+pub fn clear_folder(dir: &Path) -> std::io::Result<usize> {
+    if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "it is a symbolic link; super never writes through a link",
+        ));
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 impl Workspace {
     pub fn new(root: PathBuf) -> Workspace {
         Workspace { root }
@@ -149,6 +174,23 @@ impl Workspace {
             .join(format!("{task}_error.txt"))
     }
 
+    /// `tasks/<task>.json`: the task's record when it ran on its own (`run-task`).
+    pub fn task_record(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TASKS).join(format!("{task}.json"))
+    }
+
+    /// `tasks/.<task>.lock`: held (flock) by the one process running the task on its own.
+    pub fn task_lock(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TASKS).join(format!(".{task}.lock"))
+    }
+
+    /// `.tmp/<task>/`: the temp files of a task run on its own, so the processes of different
+    /// tasks never share a temp file, and the task's lock holder may clear what a killed
+    /// process left.
+    pub fn task_temp(&self, task: &TaskName) -> PathBuf {
+        self.root.join(TEMP).join(task.as_str())
+    }
+
     /// Creates the layout and removes what runs killed mid-write left in `.tmp/` (only this
     /// process, holding the lock, writes there now).
     pub fn create_layout(&self) -> std::io::Result<()> {
@@ -161,18 +203,7 @@ impl Workspace {
 
     /// Removes every entry of `.tmp/` (orphans of killed runs); returns how many.
     pub fn clean_temp(&self) -> std::io::Result<usize> {
-        let mut removed = 0;
-        for entry in std::fs::read_dir(self.root.join(TEMP))? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(&path)?;
-            } else {
-                std::fs::remove_file(&path)?;
-            }
-            removed += 1;
-        }
-        Ok(removed)
+        clear_folder(&self.root.join(TEMP))
     }
 
     /// Moves the previous run's files under `history/<run-id>/`, so a new run never silently

@@ -33,18 +33,23 @@ pub struct WorkspaceLock {
     pub taken_over_from: Option<u32>,
 }
 
-/// `flock(LOCK_EX | LOCK_NB)`: `Ok(true)` when this process now holds the lock, `Ok(false)`
-/// when another open file description holds it.
-fn try_flock(file: &std::fs::File) -> std::io::Result<bool> {
+/// `flock(LOCK_EX)`, without waiting unless `wait`: `Ok(true)` when this process now holds the
+/// lock, `Ok(false)` when another open file description holds it (only without `wait`).
+fn try_flock(file: &std::fs::File, wait: bool) -> std::io::Result<bool> {
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     loop {
         // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
-        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let result = unsafe { libc::flock(file.as_raw_fd(), operation) };
         if result == 0 {
             return Ok(true);
         }
         let error = std::io::Error::last_os_error();
         match error.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
             Some(libc::EINTR) => continue,
             _ => return Err(error),
         }
@@ -60,24 +65,53 @@ fn read_pid(file: &mut std::fs::File) -> Option<u32> {
 
 impl WorkspaceLock {
     pub fn acquire(workspace: &Path) -> Result<WorkspaceLock, LockError> {
-        let path = workspace.join(".lock");
-        let io = |source| LockError::Io {
+        std::fs::create_dir_all(workspace).map_err(|source| LockError::Io {
             path: crate::source::display_path(workspace),
             source,
+        })?;
+        Self::lock(&workspace.join(".lock"), workspace, None)
+    }
+
+    /// The lock of `path` (a task's lock file, in a folder that exists), waiting while another
+    /// process holds it; `waiting` is told once, with that process's pid, before the wait.
+    pub(crate) fn wait_for(
+        path: &Path,
+        waiting: &mut dyn FnMut(Option<u32>),
+    ) -> Result<WorkspaceLock, LockError> {
+        Self::lock(path, path, Some(waiting))
+    }
+
+    /// Locks `path`; busy without `waiting`, else waits. `shown` names it in errors.
+    fn lock(
+        path: &Path,
+        shown: &Path,
+        waiting: Option<&mut dyn FnMut(Option<u32>)>,
+    ) -> Result<WorkspaceLock, LockError> {
+        let io = |source| LockError::Io {
+            path: crate::source::display_path(shown),
+            source,
         };
-        std::fs::create_dir_all(workspace).map_err(io)?;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
+            .open(path)
             .map_err(io)?;
-        if !try_flock(&file).map_err(io)? {
-            return Err(LockError::Busy {
-                path: crate::source::display_path(workspace),
-                pid: read_pid(&mut file),
-            });
+        if !try_flock(&file, false).map_err(io)? {
+            let holder = read_pid(&mut file);
+            match waiting {
+                None => {
+                    return Err(LockError::Busy {
+                        path: crate::source::display_path(shown),
+                        pid: holder,
+                    })
+                }
+                Some(waiting) => {
+                    waiting(holder);
+                    try_flock(&file, true).map_err(io)?;
+                }
+            }
         }
         let taken_over_from = read_pid(&mut file).filter(|pid| *pid != std::process::id());
         let record = (|| {
@@ -116,6 +150,34 @@ mod tests {
         drop(first);
         let again = WorkspaceLock::acquire(dir.path()).expect("free again");
         assert_eq!(again.taken_over_from, None);
+    }
+
+    #[test]
+    fn a_task_lock_waits_for_its_holder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(".task.lock");
+        let first =
+            WorkspaceLock::wait_for(&path, &mut |_| panic!("nobody holds it")).expect("first");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut told = None;
+                let lock =
+                    WorkspaceLock::wait_for(&path, &mut |pid| told = Some(pid)).expect("second");
+                sender.send(told).expect("send");
+                drop(lock);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            receiver.try_recv().is_err(),
+            "the second waits while the first holds it"
+        );
+        drop(first);
+        let told = receiver.recv().expect("the second got the lock");
+        assert_eq!(told, Some(Some(std::process::id())));
+        waiter.join().expect("join");
     }
 
     #[test]

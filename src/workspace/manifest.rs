@@ -147,6 +147,37 @@ pub struct TaskRecord {
     pub reason: Option<String>,
 }
 
+impl TaskRecord {
+    /// Tokens and cost: the sums over its attempts' calls.
+    pub fn recompute_usage(&mut self) {
+        self.tokens_in = self.attempts.iter().map(|a| a.tokens_in).sum();
+        self.tokens_out = self.attempts.iter().map(|a| a.tokens_out).sum();
+        self.cost_usd = self
+            .attempts
+            .iter()
+            .flat_map(|a| &a.calls)
+            .map(|c| c.cost_usd)
+            .sum();
+    }
+
+    /// How many LLM calls its attempts made.
+    pub fn calls(&self) -> u64 {
+        self.attempts.iter().map(|a| a.calls.len() as u64).sum()
+    }
+}
+
+/// `tasks/<task>.json`: the record of a task that ran on its own (`super orchestra run-task`,
+/// one pod per task), with the run it belongs to and the run's goal. Its `cache_key` is the key
+/// of the task's inputs (model, whole request, upstream outputs): a run with the same id and
+/// key that finished need not run again. `super orchestra finish` builds `run.json` from them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskFile {
+    pub run_id: String,
+    pub goal: String,
+    #[serde(flatten)]
+    pub record: TaskRecord,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrchestraRef {
     pub id: String,
@@ -275,11 +306,7 @@ impl Manifest {
         for task in &self.tasks {
             totals.tokens_in += task.tokens_in;
             totals.tokens_out += task.tokens_out;
-            totals.llm_calls += task
-                .attempts
-                .iter()
-                .map(|a| a.calls.len() as u64)
-                .sum::<u64>();
+            totals.llm_calls += task.calls();
             totals.cost_usd += task.cost_usd;
             match task.status {
                 TaskStatus::Succeeded => totals.succeeded += 1,

@@ -12,7 +12,7 @@ pub use files::{write_atomic, Workspace};
 pub use lock::WorkspaceLock;
 pub use manifest::{
     AssignmentRecord, AttemptRecord, CallRecord, ManagerRecord, Manifest, ReviewRecord, RunStatus,
-    TaskRecord, TaskStatus, ToolCallRecord, MANIFEST_SCHEMA_VERSION,
+    TaskFile, TaskRecord, TaskStatus, ToolCallRecord, MANIFEST_SCHEMA_VERSION,
 };
 pub use root::resolve_root;
 pub use writer::{BackgroundWriter, WriteError};

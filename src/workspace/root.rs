@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 /// The folders a run writes into, which must never be symlinks.
 const OWN_FOLDERS: &[&str] = &[
     super::files::TASK_OUTPUTS,
+    super::files::TASKS,
     super::files::INTERMEDIATE,
     super::files::ARTIFACTS,
     super::files::FINAL_RESULTS,

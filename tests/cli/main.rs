@@ -12,6 +12,7 @@ mod evaluate;
 mod export;
 mod firstrun;
 mod hierarchical;
+mod kubernetes;
 mod local;
 mod projects;
 mod reliability;
