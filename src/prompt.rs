@@ -156,12 +156,7 @@ pub fn chat_request(
                 name: "answer".into(),
                 schema: schema.schema.clone(),
             });
-    request.sampling = crate::provider::Sampling {
-        temperature: model.temperature,
-        max_tokens: model.max_tokens,
-        top_p: model.top_p,
-        seed: model.seed,
-    };
+    request.sampling = model.sampling();
     request
 }
 

@@ -10,8 +10,7 @@ use crate::exec::cache::{task_key, CacheEntry, TaskCache};
 use crate::exec::executor::{Executor, TaskJob};
 use crate::exec::ratelimit::Limiter;
 use crate::load::load_agent;
-use crate::provider::record::{RecordFile, Replayer};
-use crate::provider::router::{CallMode, Providers};
+use crate::provider::router::Providers;
 use crate::provider::{ChatProvider, ChatRequest, ModelChoice};
 use crate::scenarios::{f1, judge_prompts, judge_schema, prompts, Scenario};
 use crate::settings::{CallLimits, Source, TaskSettings, DEFAULT_TASK_TIMEOUT};
@@ -70,20 +69,7 @@ pub(crate) fn evaluate(context: &Context, args: &EvaluateArgs) -> Outcome {
     {
         super::model::ensure_model(false)?;
     }
-    let mode = match (&args.replay, &args.record) {
-        (Some(file), _) => CallMode::Replay(Arc::new(
-            Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?,
-        )),
-        (None, Some(file)) => {
-            CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
-                Failure::usage(format!(
-                    "failed to create the recording `{}`: {e}",
-                    file.display()
-                ))
-            })?))
-        }
-        (None, None) => CallMode::Live,
-    };
+    let (mode, _) = super::run::call_mode(args.replay.as_deref(), args.record.as_deref())?;
     let limits = CallLimits::from_env(&env_lookup);
     let providers = Providers::new(
         mode,
@@ -294,12 +280,7 @@ async fn run_all(run: &Run<'_>) -> Vec<Scored> {
 
 fn chat(model: &ModelChoice, system: String, user: String) -> ChatRequest {
     let mut request = ChatRequest::new(model.model.clone(), system, user);
-    request.sampling = crate::provider::Sampling {
-        temperature: model.temperature,
-        max_tokens: model.max_tokens,
-        top_p: model.top_p,
-        seed: model.seed,
-    };
+    request.sampling = model.sampling();
     request
 }
 

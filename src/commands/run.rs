@@ -216,24 +216,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     {
         super::model::ensure_model(args.yes)?;
     }
-    let replayer = match &args.replay {
-        Some(file) => Some(Arc::new(
-            Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?,
-        )),
-        None => None,
-    };
-    let mode = match (&replayer, &args.record) {
-        (Some(recording), _) => CallMode::Replay(Arc::clone(recording)),
-        (None, Some(file)) => {
-            CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
-                Failure::usage(format!(
-                    "failed to create the recording `{}`: {e}",
-                    file.display()
-                ))
-            })?))
-        }
-        (None, None) => CallMode::Live,
-    };
+    let (mode, replayer) = call_mode(args.replay.as_deref(), args.record.as_deref())?;
 
     let workspace = match workspace_of(
         context,
@@ -463,4 +446,25 @@ pub(crate) fn set_threads(threads: Option<usize>) {
     super_local::set_threads(threads.unwrap_or_else(super_local::default_threads));
     #[cfg(not(feature = "local"))]
     let _ = threads;
+}
+
+/// Where calls go under `--replay FILE` / `--record FILE` (and the recording a replay reads).
+pub(crate) fn call_mode(
+    replay: Option<&std::path::Path>,
+    record: Option<&std::path::Path>,
+) -> Result<(CallMode, Option<Arc<Replayer>>), Failure> {
+    if let Some(file) = replay {
+        let recording = Arc::new(Replayer::open(file).map_err(|e| Failure::usage(e.to_string()))?);
+        return Ok((CallMode::Replay(Arc::clone(&recording)), Some(recording)));
+    }
+    let mode = match record {
+        Some(file) => CallMode::Record(Arc::new(RecordFile::create(file).map_err(|e| {
+            Failure::usage(format!(
+                "failed to create the recording `{}`: {e}",
+                file.display()
+            ))
+        })?)),
+        None => CallMode::Live,
+    };
+    Ok((mode, None))
 }

@@ -355,12 +355,7 @@ impl Hierarchy {
     fn request(&self, user: String) -> ChatRequest {
         let model = &self.agent.model;
         let mut request = ChatRequest::new(model.model.clone(), self.system(), user);
-        request.sampling = crate::provider::Sampling {
-            temperature: model.temperature,
-            max_tokens: model.max_tokens,
-            top_p: model.top_p,
-            seed: model.seed,
-        };
+        request.sampling = model.sampling();
         request
     }
 

@@ -336,6 +336,16 @@ pub struct ModelChoice {
 }
 
 impl ModelChoice {
+    /// The sampling settings a request to this model carries.
+    pub fn sampling(&self) -> super::Sampling {
+        super::Sampling {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            top_p: self.top_p,
+            seed: self.seed,
+        }
+    }
+
     /// `provider/model`, as shown in plans and summaries.
     pub fn label(&self) -> String {
         format!("{}/{}", self.endpoint.provider, self.model)

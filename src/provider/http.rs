@@ -173,14 +173,7 @@ impl HttpTransport {
             .client
             .get(url)
             .timeout(std::time::Duration::from_secs(5));
-        builder = match auth {
-            Auth::None => builder,
-            Auth::Bearer(key) => builder.bearer_auth(key),
-            Auth::Header(name, key) => builder.header(name, key),
-        };
-        for (name, value) in extra_headers {
-            builder = builder.header(*name, *value);
-        }
+        builder = authorized(builder, auth, extra_headers);
         let response = builder.send().await.map_err(|e| transport_error(&e, url))?;
         let status = response.status();
         let text = read_limited(response).await;
@@ -214,14 +207,7 @@ impl HttpTransport {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        builder = match auth {
-            Auth::None => builder,
-            Auth::Bearer(key) => builder.bearer_auth(key),
-            Auth::Header(name, key) => builder.header(name, key),
-        };
-        for (name, value) in extra_headers {
-            builder = builder.header(*name, *value);
-        }
+        builder = authorized(builder, auth, extra_headers);
         let response = builder.send().await.map_err(|e| transport_error(&e, url))?;
         let status = response.status();
         let rate = headers::rate_hints(response.headers());
@@ -448,6 +434,23 @@ fn body_error(error: &reqwest::Error) -> ProviderError {
         source = cause.source();
     }
     ProviderError::new(ErrorKind::Truncated, message)
+}
+
+/// A request with the endpoint's credentials and extra headers.
+fn authorized(
+    builder: reqwest::RequestBuilder,
+    auth: Auth<'_>,
+    extra_headers: &[(&'static str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut builder = match auth {
+        Auth::None => builder,
+        Auth::Bearer(key) => builder.bearer_auth(key),
+        Auth::Header(name, key) => builder.header(name, key),
+    };
+    for (name, value) in extra_headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
 }
 
 async fn read_limited(response: reqwest::Response) -> String {

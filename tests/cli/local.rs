@@ -37,46 +37,68 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// An example project copied into a temp folder, its agents' playbooks set to the embedded
+/// model with a short `max_tokens` so the test stays quick.
+fn example_on_local(example: &str, package: &str, agents: &[&str], max_tokens: u32) -> Project {
+    let project = Project::empty();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(example),
+        project.root(),
+    );
+    for agent in agents {
+        let path = project.path(&format!(
+            "{package}/agents/{agent}/playbook/{agent}_playbook.yaml"
+        ));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let patched = text.replacen(
+            "spec:\n",
+            &format!(
+                "spec:\n  language_model:\n    provider: local\n    max_tokens: {max_tokens}\n"
+            ),
+            1,
+        );
+        std::fs::write(&path, patched).expect("write");
+    }
+    project
+}
+
+/// `super` in `project` with the real model cache and no API key.
+fn run_local(project: &Project, home: &Path, args: &[&str]) -> std::process::Output {
+    project
+        .command()
+        .env("SUPER_HOME", home)
+        .env_remove("OPENAI_API_KEY")
+        .args(args)
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn the_sdlc_example_runs_offline_on_the_embedded_model() {
     let Some(home) = real_super_home() else {
         crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
         return;
     };
-    let project = Project::empty();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sdlc"),
-        project.root(),
-    );
     // Short generations keep the test quick; the provider is still the embedded default.
-    for agent in ["developer", "devops_engineer", "qa_engineer"] {
-        let path = project.path(&format!(
-            "sdlc/agents/{agent}/playbook/{agent}_playbook.yaml"
-        ));
-        let text = std::fs::read_to_string(&path).expect("playbook");
-        let patched = text.replacen(
-            "spec:\n",
-            "spec:\n  language_model:\n    provider: local\n    max_tokens: 40\n",
-            1,
-        );
-        std::fs::write(&path, patched).expect("write");
-    }
-    let run = |project: &Project| {
-        project
-            .command()
-            .env("SUPER_HOME", &home)
-            .env_remove("OPENAI_API_KEY")
-            .args([
-                "orchestra",
-                "run",
-                "sdlc",
-                "--goal",
-                "Build a simple login feature for a web application",
-            ])
-            .output()
-            .expect("run")
-    };
-    let output = run(&project);
+    let project = example_on_local(
+        "sdlc",
+        "sdlc",
+        &["developer", "devops_engineer", "qa_engineer"],
+        40,
+    );
+    let output = run_local(
+        &project,
+        &home,
+        &[
+            "orchestra",
+            "run",
+            "sdlc",
+            "--goal",
+            "Build a simple login feature for a web application",
+        ],
+    );
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     let ws = project.workspace("sdlc");
     for task in [
@@ -198,36 +220,18 @@ fn the_structured_example_answers_valid_json_on_the_embedded_model() {
         crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
         return;
     };
-    let project = Project::empty();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/structured"),
-        project.root(),
-    );
-    for agent in ["architect", "developer"] {
-        let path = project.path(&format!(
-            "structured/agents/{agent}/playbook/{agent}_playbook.yaml"
-        ));
-        let text = std::fs::read_to_string(&path).expect("playbook");
-        let patched = text.replacen(
-            "spec:\n",
-            "spec:\n  language_model:\n    provider: local\n    max_tokens: 120\n",
-            1,
-        );
-        std::fs::write(&path, patched).expect("write");
-    }
-    let output = project
-        .command()
-        .env("SUPER_HOME", &home)
-        .env_remove("OPENAI_API_KEY")
-        .args([
+    let project = example_on_local("structured", "structured", &["architect", "developer"], 120);
+    let output = run_local(
+        &project,
+        &home,
+        &[
             "orchestra",
             "run",
             "api_pipeline",
             "--goal",
             "a todo list service",
-        ])
-        .output()
-        .expect("run");
+        ],
+    );
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     let ws = project.workspace("api_pipeline");
     let read = |task: &str| -> serde_json::Value {
@@ -322,30 +326,12 @@ fn a_hierarchical_run_finishes_on_the_embedded_model_with_parsed_decisions() {
         crate::support::skip_or_fail("the embedded model is not fetched (scripts/fetch-model.sh) or the `local` feature is off");
         return;
     };
-    let project = Project::empty();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hierarchical"),
-        project.root(),
+    let project = example_on_local("hierarchical", "newsroom", &["researcher", "writer"], 80);
+    let output = run_local(
+        &project,
+        &home,
+        &["orchestra", "run", "newsroom", "--goal", "tide pools"],
     );
-    for agent in ["researcher", "writer"] {
-        let path = project.path(&format!(
-            "newsroom/agents/{agent}/playbook/{agent}_playbook.yaml"
-        ));
-        let text = std::fs::read_to_string(&path).expect("playbook");
-        let patched = text.replacen(
-            "spec:\n",
-            "spec:\n  language_model:\n    provider: local\n    max_tokens: 80\n",
-            1,
-        );
-        std::fs::write(&path, patched).expect("write");
-    }
-    let output = project
-        .command()
-        .env("SUPER_HOME", &home)
-        .env_remove("OPENAI_API_KEY")
-        .args(["orchestra", "run", "newsroom", "--goal", "tide pools"])
-        .output()
-        .expect("run");
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     let manager = project.workspace("newsroom").join("task_outputs/_manager");
     let plan = ["plan.json", "plan_rejected.json"]
