@@ -302,8 +302,8 @@ pub struct RunArgs {
     /// final answer without tools
     #[arg(long, value_name = "N")]
     pub max_tool_calls: Option<u64>,
-    /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1, which beats 2 on a busy 2-core machine)
-    #[arg(long, value_name = "N", env = "SUPER_THREADS")]
+    /// CPU threads for the embedded model (default 1, which beats 2 on a busy 2-core machine)
+    #[arg(long, value_name = "N", env = "SUPER_LOCAL_THREADS")]
     pub threads: Option<usize>,
     /// Download the embedded model (98 MB, once) without asking when a task needs it and it is
     /// missing (also SUPER_ASSUME_YES=1)
@@ -339,8 +339,8 @@ pub struct RunTaskArgs {
     /// Show streamed tokens and the task's files
     #[arg(long, short = 'v')]
     pub verbose: bool,
-    /// CPU threads for the embedded model (default: SUPER_LOCAL_THREADS, else 1)
-    #[arg(long, value_name = "N", env = "SUPER_THREADS")]
+    /// CPU threads for the embedded model (default 1)
+    #[arg(long, value_name = "N", env = "SUPER_LOCAL_THREADS")]
     pub threads: Option<usize>,
 }
 
