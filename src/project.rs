@@ -19,7 +19,12 @@ pub enum ProjectError {
         source: std::io::Error,
     },
     #[error("orchestra `{name}` not found; looked for {looked}")]
-    OrchestraNotFound { name: String, looked: String },
+    OrchestraNotFound {
+        name: String,
+        looked: String,
+        /// The project's orchestra ids, for "did you mean".
+        known: Vec<String>,
+    },
     #[error("orchestra id `{id}` is ambiguous: both `{first}` and `{second}` have it")]
     AmbiguousOrchestra {
         id: String,
@@ -367,6 +372,7 @@ impl Project {
         Err(ProjectError::OrchestraNotFound {
             name: id.to_string(),
             looked: looked.join(", "),
+            known: self.orchestra_ids().into_iter().map(|(id, _)| id).collect(),
         })
     }
 }

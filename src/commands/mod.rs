@@ -80,9 +80,14 @@ impl From<ProjectError> for Failure {
                 "run inside a project, pass `--project DIR`, or create one with `super init NAME`"
                     .to_string(),
             ),
-            ProjectError::OrchestraNotFound { .. } => {
-                Some("`super orchestra list` shows the project's orchestras".to_string())
-            }
+            ProjectError::OrchestraNotFound { name, known, .. } => Some(
+                match crate::diag::did_you_mean(name, known.iter().map(String::as_str)) {
+                    Some(close) => format!(
+                        "did you mean `{close}`? `super orchestra list` shows the project's orchestras"
+                    ),
+                    None => "`super orchestra list` shows the project's orchestras".to_string(),
+                },
+            ),
             ProjectError::AmbiguousOrchestra { .. } => Some(
                 "give one of them another `orchestra.id`, or pass the file's path instead of the id"
                     .to_string(),

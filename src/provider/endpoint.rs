@@ -417,10 +417,16 @@ impl ResolveError {
 
     pub fn hint(&self) -> String {
         match self {
-            ResolveError::UnknownProvider { .. } => format!(
-                "providers are {}; any OpenAI-compatible server works as `openai` with a `base_url`",
-                known_providers().join(", ")
-            ),
+            ResolveError::UnknownProvider { provider, .. } => {
+                let known = known_providers();
+                let close = crate::diag::did_you_mean(provider, known.iter().copied())
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                format!(
+                    "{close}providers are {}; any OpenAI-compatible server works as `openai` with a `base_url`",
+                    known.join(", ")
+                )
+            }
             ResolveError::MissingKey { variable, .. } => {
                 format!("export {variable}=... before the run, or set `api_key: ${{{variable}}}` in the playbook")
             }

@@ -139,3 +139,29 @@ fn the_shipped_examples_validate() {
         assert!(stdout(&dry).contains("wave 2"), "{file}: {}", stdout(&dry));
     }
 }
+
+/// Unknown names get a "did you mean": an orchestra id, a provider.
+#[test]
+fn unknown_orchestra_ids_and_providers_get_a_suggestion() {
+    let project = Project::sdlc("ollama", "http://127.0.0.1:9");
+    let run = project.run(&["orchestra", "run", "sdcl", "--goal", "G"]);
+    assert_eq!(code(&run), 2, "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("did you mean `sdlc`?"),
+        "{}",
+        stderr(&run)
+    );
+    let provider = project.run(&[
+        "orchestra",
+        "run",
+        "sdlc",
+        "--goal",
+        "G",
+        "--dry-run",
+        "--provider",
+        "olama",
+    ]);
+    assert_ne!(code(&provider), 0);
+    let text = format!("{}{}", stdout(&provider), stderr(&provider));
+    assert!(text.contains("did you mean `ollama`?"), "{text}");
+}
