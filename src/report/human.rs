@@ -19,6 +19,11 @@ pub struct HumanReporter {
     running: HashMap<String, ProgressBar>,
     /// The task whose tokens were printed last, so a switch gets a heading.
     streaming: Option<String>,
+    /// Tasks may stream at once (any strategy but sequential): each streamed line is printed
+    /// whole, prefixed with its task, as `docker compose` does.
+    interleaved: bool,
+    /// Each task's streamed text not yet ended by a newline (interleaved runs).
+    pending_lines: HashMap<String, String>,
     out: Box<dyn Write>,
     redactor: Redactor,
     /// `--print`: the final result, whole, is the only thing on stdout.
@@ -36,6 +41,8 @@ impl HumanReporter {
             overall: None,
             running: HashMap::new(),
             streaming: None,
+            interleaved: false,
+            pending_lines: HashMap::new(),
             out: Box::new(std::io::stdout()),
             redactor: Redactor::default(),
             print_result: false,
@@ -69,6 +76,16 @@ impl HumanReporter {
         }
     }
 
+    /// One streamed line of a task, `task | line`, on stderr.
+    fn prefixed(&self, task: &str, line: &str) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} | {}",
+            self.shown(task),
+            self.shown(line)
+        );
+    }
+
     fn end_stream(&mut self) {
         if self.streaming.take().is_some() {
             let _ = writeln!(std::io::stderr());
@@ -86,6 +103,7 @@ impl HumanReporter {
                 archived_previous,
                 ..
             } => {
+                self.interleaved = strategy != "sequential";
                 if self.quiet {
                     return;
                 }
@@ -179,7 +197,18 @@ impl HumanReporter {
                 }
             }
             RunEvent::Token { name, text } => {
-                if self.verbose && self.multi.is_none() {
+                if self.verbose && self.multi.is_none() && self.interleaved {
+                    let pending = self.pending_lines.entry(name.clone()).or_default();
+                    pending.push_str(text);
+                    let mut complete = Vec::new();
+                    while let Some(end) = pending.find('\n') {
+                        complete.push(pending[..end].to_string());
+                        pending.replace_range(..=end, "");
+                    }
+                    for line in complete {
+                        self.prefixed(name, &line);
+                    }
+                } else if self.verbose && self.multi.is_none() {
                     let text = self.shown(text);
                     let mut err = std::io::stderr();
                     if self.streaming.as_deref() != Some(name.as_str()) {
@@ -217,6 +246,11 @@ impl HumanReporter {
                 ));
             }
             RunEvent::TaskFinished { record } => {
+                if let Some(rest) = self.pending_lines.remove(&record.name) {
+                    if !rest.is_empty() {
+                        self.prefixed(&record.name, &rest);
+                    }
+                }
                 self.end_stream();
                 if let Some(bar) = self.running.remove(&record.name) {
                     bar.finish_and_clear();

@@ -165,3 +165,41 @@ fn unknown_orchestra_ids_and_providers_get_a_suggestion() {
     let text = format!("{}{}", stdout(&provider), stderr(&provider));
     assert!(text.contains("did you mean `ollama`?"), "{text}");
 }
+
+/// `--verbose` on a parallel run prints each streamed line whole, prefixed with its task, as
+/// `docker compose` does; a sequential run keeps a heading per task.
+#[test]
+fn verbose_parallel_streams_prefix_each_line_with_its_task() {
+    let server = llm_stub::StubServer::start_background(
+        llm_stub::StubConfig::default()
+            .chunk_delay(std::time::Duration::from_millis(2))
+            .reply_fn(|request| {
+                let user = llm_stub::last_user_message(&request.body).unwrap_or_default();
+                let task = if user.contains("ALPHA") {
+                    "alpha"
+                } else {
+                    "beta"
+                };
+                format!("first line of {task}\nsecond line of {task}")
+            }),
+    )
+    .expect("stub");
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "openai", &server.openai_base_url());
+    project.orchestra(
+        "two",
+        "metadata:\n  id: two\norchestra:\n  execution:\n    strategy: parallel\n    max_parallel_tasks: 2\ntasks:\n  - name: a\n    agent: worker\n    description: ALPHA {goal}\n  - name: b\n    agent: worker\n    description: BETA {goal}\n",
+    );
+    let output = project.run(&["orchestra", "run", "two", "--goal", "G", "--verbose"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    for line in [
+        "a | first line of alpha",
+        "a | second line of alpha",
+        "b | first line of beta",
+        "b | second line of beta",
+    ] {
+        assert!(err.lines().any(|l| l == line), "`{line}` in:\n{err}");
+    }
+    assert!(!err.contains("── a ──"), "{err}");
+}
