@@ -226,6 +226,13 @@ pub enum StrategyArg {
     Hierarchical,
 }
 
+/// How much of the closing table a run prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TableArg {
+    Short,
+    Full,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// An orchestra id, or a path to its YAML file
@@ -242,12 +249,15 @@ pub struct RunArgs {
     /// Print one JSON event per line on stdout, and nothing else there
     #[arg(long)]
     pub json: bool,
-    /// Print only failures and the summary
+    /// Print nothing but errors (a failed run still gets its summary)
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Print the final result, whole, on stdout and nothing else there (progress goes to stderr)
     #[arg(long, conflicts_with = "json")]
     pub print: bool,
+    /// The closing table: `short` (a large run's failed and slowest tasks) or `full`
+    #[arg(long, value_enum, default_value = "short")]
+    pub table: TableArg,
     /// Treat warnings as errors
     #[arg(long)]
     pub strict: bool,

@@ -258,7 +258,8 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         // Bars only on a terminal, and not with NO_COLOR, --quiet or --verbose (whose tokens stream).
         let progress = context.color && !args.quiet && !args.verbose;
         let human = HumanReporter::new(args.verbose, args.quiet, progress)
-            .with_redactor(crate::redact::Redactor::for_models(&loaded.models));
+            .with_redactor(crate::redact::Redactor::for_models(&loaded.models))
+            .full_table(args.table == crate::cli::TableArg::Full);
         Reporter::Human(if args.print {
             human.printing_result()
         } else {

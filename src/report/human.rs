@@ -28,6 +28,8 @@ pub struct HumanReporter {
     redactor: Redactor,
     /// `--print`: the final result, whole, is the only thing on stdout.
     print_result: bool,
+    /// `--table full`: every task in the closing table.
+    full_table: bool,
 }
 
 impl HumanReporter {
@@ -46,7 +48,14 @@ impl HumanReporter {
             out: Box::new(std::io::stdout()),
             redactor: Redactor::default(),
             print_result: false,
+            full_table: false,
         }
+    }
+
+    /// `--table full`: the closing table lists every task, however many.
+    pub fn full_table(mut self, full: bool) -> HumanReporter {
+        self.full_table = full;
+        self
     }
 
     /// `--print`: every line goes to stderr, and the final result, whole, to stdout.
@@ -349,8 +358,11 @@ impl HumanReporter {
                     bar.finish_and_clear();
                 }
                 let preview = !self.quiet && !self.print_result;
-                let summary = self.shown(&summary(manifest, preview));
-                let _ = write!(self.out, "{summary}");
+                // `--quiet`: nothing for a run that succeeded, only what failed otherwise.
+                if !(self.quiet && manifest.status == RunStatus::Succeeded) {
+                    let summary = self.shown(&summary(manifest, preview, self.full_table));
+                    let _ = write!(self.out, "{summary}");
+                }
                 let _ = self.out.flush();
                 if self.print_result && manifest.status == RunStatus::Succeeded {
                     let path = std::path::Path::new(&manifest.workspace)
@@ -369,11 +381,38 @@ impl HumanReporter {
     }
 }
 
+/// Tasks a run may have before its table is shortened.
+const SHORT_TABLE_ROWS: usize = 30;
+/// Succeeded tasks shown in a shortened table, slowest first.
+const SLOWEST_SHOWN: usize = 10;
+
 /// Lines of the final result shown after a successful run.
 const PREVIEW_LINES: usize = 12;
 
 /// The closing table and verdict; with `preview`, the final result's first lines.
-pub fn summary(manifest: &Manifest, preview: bool) -> String {
+pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
+    // A large run's table shows what went wrong and the slowest tasks; the rest is counted.
+    let shown_tasks: Vec<&crate::workspace::TaskRecord> =
+        if full_table || manifest.tasks.len() <= SHORT_TABLE_ROWS {
+            manifest.tasks.iter().collect()
+        } else {
+            let mut slowest: Vec<&crate::workspace::TaskRecord> = manifest
+                .tasks
+                .iter()
+                .filter(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Cached))
+                .collect();
+            slowest.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+            slowest.truncate(SLOWEST_SHOWN);
+            manifest
+                .tasks
+                .iter()
+                .filter(|t| {
+                    !matches!(t.status, TaskStatus::Succeeded | TaskStatus::Cached)
+                        || slowest.iter().any(|s| std::ptr::eq(*s, *t))
+                })
+                .collect()
+        };
+    let hidden = manifest.tasks.len() - shown_tasks.len();
     let headers = [
         "Task",
         "Agent",
@@ -382,8 +421,7 @@ pub fn summary(manifest: &Manifest, preview: bool) -> String {
         "Time",
         "Tokens in/out",
     ];
-    let rows: Vec<[String; 6]> = manifest
-        .tasks
+    let rows: Vec<[String; 6]> = shown_tasks
         .iter()
         .map(|t| {
             [
@@ -426,6 +464,11 @@ pub fn summary(manifest: &Manifest, preview: bool) -> String {
     for row in &rows {
         out.push_str(&format_row(row));
         out.push('\n');
+    }
+    if hidden > 0 {
+        out.push_str(&format!(
+            "… {hidden} more succeeded (the failed and the {SLOWEST_SHOWN} slowest are shown; `--table full` shows every task)\n"
+        ));
     }
     let totals = &manifest.totals;
     let seconds = manifest.duration_ms as f64 / 1000.0;

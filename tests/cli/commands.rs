@@ -203,3 +203,57 @@ fn verbose_parallel_streams_prefix_each_line_with_its_task() {
     }
     assert!(!err.contains("── a ──"), "{err}");
 }
+
+/// A large run's closing table shows the failed and the slowest tasks, then counts the rest;
+/// `--table full` lists every task; `--quiet` prints nothing for a run that succeeds.
+#[test]
+fn a_large_run_gets_a_short_table_and_quiet_prints_nothing() {
+    let server =
+        llm_stub::StubServer::start_background(llm_stub::StubConfig::default()).expect("stub");
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "openai", &server.openai_base_url());
+    let mut yaml = String::from("metadata:\n  id: many\norchestra:\n  execution:\n    strategy: parallel\n    max_parallel_tasks: 8\ntasks:\n");
+    for i in 0..40 {
+        yaml.push_str(&format!(
+            "  - name: t{i}\n    agent: worker\n    description: Part {i} of {{goal}}\n"
+        ));
+    }
+    project.orchestra("many", &yaml);
+    let short = project.run(&["orchestra", "run", "many", "--goal", "G"]);
+    assert_eq!(code(&short), 0, "{}", stderr(&short));
+    let text = stdout(&short);
+    assert!(text.contains("… 30 more succeeded"), "{text}");
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with('t') && l.contains("succeeded"))
+        .count();
+    assert_eq!(rows, 10, "{text}");
+
+    let full = project.run(&[
+        "orchestra",
+        "run",
+        "many",
+        "--goal",
+        "G",
+        "--table",
+        "full",
+        "--no-cache",
+    ]);
+    let rows = stdout(&full)
+        .lines()
+        .filter(|l| l.starts_with('t') && l.contains("succeeded"))
+        .count();
+    assert_eq!(rows, 40, "{}", stdout(&full));
+
+    let quiet = project.run(&[
+        "orchestra",
+        "run",
+        "many",
+        "--goal",
+        "G",
+        "--quiet",
+        "--no-cache",
+    ]);
+    assert_eq!(code(&quiet), 0);
+    assert_eq!(stdout(&quiet), "", "nothing but errors");
+}
