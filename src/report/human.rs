@@ -401,7 +401,7 @@ pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
                 .iter()
                 .filter(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Cached))
                 .collect();
-            slowest.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+            slowest.sort_by_key(|t| std::cmp::Reverse(t.duration_ms));
             slowest.truncate(SLOWEST_SHOWN);
             manifest
                 .tasks
