@@ -165,7 +165,9 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         context.print_diagnostics(&loaded.warnings);
         if args.verbose {
             // `--print` keeps stdout for the result alone.
-            let line = super::orchestra::valid_line(&loaded, &path);
+            let mut line = super::orchestra::valid_line(&loaded, &path);
+            line.push('\n');
+            line.push_str(&tier_line(&loaded));
             if args.print {
                 eprintln!("{line}");
             } else {
@@ -468,4 +470,45 @@ pub(crate) fn call_mode(
         None => CallMode::Live,
     };
     Ok((mode, None))
+}
+
+/// The seed's "tier validation results": each agent's tier from its playbook, and the features
+/// of the file that SuperOptiX reserves for higher tiers, all of which run here.
+fn tier_line(loaded: &Loaded) -> String {
+    let tiers: Vec<String> = loaded
+        .agents
+        .values()
+        .map(|a| format!("{} ({})", a.name, a.level.as_deref().unwrap_or("no level")))
+        .collect();
+    let mut reserved = Vec::new();
+    let strategy = loaded.plan.strategy;
+    if strategy != Strategy::Sequential {
+        reserved.push(format!("strategy `{}`", strategy.as_str()));
+    }
+    if loaded.spec.execution.max_parallel_tasks > 1 {
+        reserved.push(format!(
+            "max_parallel_tasks {}",
+            loaded.spec.execution.max_parallel_tasks
+        ));
+    }
+    if let Some(kind) = loaded
+        .spec
+        .orchestration_type
+        .as_deref()
+        .filter(|k| *k != "local")
+    {
+        reserved.push(format!("orchestration_type `{kind}`"));
+    }
+    let features = if reserved.is_empty() {
+        "no feature reserved for higher tiers".to_string()
+    } else {
+        format!(
+            "{} (reserved for higher tiers in SuperOptiX; available here)",
+            reserved.join(", ")
+        )
+    };
+    format!(
+        "🏷️  Tier validation: agents {}; {features}",
+        tiers.join(", ")
+    )
 }

@@ -74,6 +74,8 @@ pub struct AgentSpec {
         reason = "read from the file for completeness; nothing acts on it yet"
     )]
     pub namespace: Option<String>,
+    /// `metadata.level`: the SuperOptiX tier (oracles, genies, ...).
+    pub level: Option<String>,
     #[allow(
         dead_code,
         reason = "read from the file for completeness; nothing acts on it yet"
@@ -241,6 +243,7 @@ pub fn decode_agent(
         name,
         display_name: meta("name"),
         namespace: meta("namespace"),
+        level: meta("level"),
         version: meta("version"),
         description: meta("description"),
         language_model: None,

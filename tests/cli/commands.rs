@@ -257,3 +257,43 @@ fn a_large_run_gets_a_short_table_and_quiet_prints_nothing() {
     assert_eq!(code(&quiet), 0);
     assert_eq!(stdout(&quiet), "", "nothing but errors");
 }
+
+/// `--verbose` shows the seed's tier validation: each agent's tier, and which features of the
+/// file SuperOptiX reserves for higher tiers (all of which run here).
+#[test]
+fn verbose_shows_tier_validation() {
+    let project = Project::empty();
+    project.agent(
+        "worker",
+        &crate::support::playbook(
+            "worker",
+            "Fixture Worker",
+            "work",
+            &crate::support::language_model("ollama", "http://127.0.0.1:9"),
+        )
+        .replace(
+            "  namespace: testing\n",
+            "  namespace: testing\n  level: genies\n",
+        ),
+    );
+    project.orchestra(
+        "two",
+        "metadata:\n  id: two\norchestra:\n  execution:\n    strategy: parallel\n    max_parallel_tasks: 2\ntasks:\n  - name: a\n    agent: worker\n    description: A.\n",
+    );
+    let output = project.run(&[
+        "orchestra",
+        "run",
+        "two",
+        "--goal",
+        "G",
+        "--dry-run",
+        "--verbose",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Tier validation: agents worker (genies)"),
+        "{text}"
+    );
+    assert!(text.contains("strategy `parallel`, max_parallel_tasks 2 (reserved for higher tiers in SuperOptiX; available here)"), "{text}");
+}
