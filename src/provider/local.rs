@@ -521,3 +521,54 @@ mod tests {
         assert_eq!(object.text, r#"{"n":6}"#);
     }
 }
+
+/// The real model under a forced tool call: whatever it prefers, the constrained turn is a call
+/// of the offered tool whose arguments parse and fit the tool's schema.
+#[cfg(all(test, feature = "local"))]
+mod model_tests {
+    use super::*;
+    use crate::provider::types::{ToolChoice, ToolDefinition};
+
+    #[tokio::test]
+    async fn a_forced_tool_call_of_the_real_model_parses() {
+        if let Some(why) = unavailable_reason() {
+            let why = format!("{why} (scripts/fetch-model.sh)");
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+                "{why}, and CI is set"
+            );
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+        let mut request = ChatRequest::new(
+            "smollm2-135m-instruct",
+            "You compute with tools.",
+            "What is 17 times 23?",
+        );
+        request.tools = vec![ToolDefinition {
+            name: "calculator".into(),
+            description: "Evaluates an arithmetic expression.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"expression": {"type": "string", "maxLength": 40}}, "required": ["expression"]}),
+        }];
+        request.tool_choice = ToolChoice::Required;
+        request.sampling.max_tokens = Some(80);
+        let sink = |_: &str| {};
+        let engine = LocalEngine::default();
+        let response = engine
+            .complete(
+                &request,
+                CallContext {
+                    task: "t",
+                    on_token: &sink,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.tool_calls.len(), 1, "{response:?}");
+        assert_eq!(response.tool_calls[0].name, "calculator");
+        assert!(
+            response.tool_calls[0].arguments["expression"].is_string(),
+            "{response:?}"
+        );
+    }
+}

@@ -295,7 +295,9 @@ fn the_embedded_model_makes_tool_calls_that_always_parse() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert!(!calls.is_empty(), "the model called no tool: {attempt}");
+    // Whether the 135M model calls the tool depends on its judgement (and on the CPU's kernel
+    // numerics); that every call it makes parses and runs does not. The forced call is tested
+    // in the crate (`provider::local::tests`).
     for call in &calls {
         assert_eq!(call["name"], "calculator", "{call}");
         let arguments: serde_json::Value =
@@ -340,16 +342,21 @@ fn a_hierarchical_run_finishes_on_the_embedded_model_with_parsed_decisions() {
         .expect("the plan parsed (accepted or rejected)");
     let plan: serde_json::Value = serde_json::from_str(&plan).expect("plan JSON");
     assert!(plan["assignments"].is_array(), "{plan}");
-    for task in ["gather_facts", "outline", "write_article"] {
-        let verdict = std::fs::read_to_string(manager.join(format!("review_{task}_1.json")))
-            .unwrap_or_else(|e| panic!("{task}: {e}"));
+    // A review for each task that ran (the plan may have left one out, with a reason).
+    let manifest = project.manifest("newsroom");
+    for task in manifest["tasks"].as_array().expect("tasks") {
+        if task["status"] != "succeeded" {
+            continue;
+        }
+        let name = task["name"].as_str().unwrap_or_default();
+        let verdict = std::fs::read_to_string(manager.join(format!("review_{name}_1.json")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let verdict: serde_json::Value = serde_json::from_str(&verdict).expect("verdict JSON");
         assert!(
             matches!(verdict["verdict"].as_str(), Some("accept" | "revise")),
             "{verdict}"
         );
     }
-    let manifest = project.manifest("newsroom");
     assert_eq!(manifest["manager"]["agent"], "built-in");
     assert!(!manifest["manager"]["calls"]
         .as_array()
