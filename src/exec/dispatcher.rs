@@ -691,7 +691,14 @@ pub async fn execute(
     });
 
     let rerun = match settings.reuse {
-        Reuse::From(task) => plan.downstream(task),
+        // `--from` names a declared task; under a manager's plan it may sit elsewhere.
+        Reuse::From(task) => {
+            let name = &inputs.loaded.spec.tasks[task].name;
+            match loaded.spec.tasks.iter().position(|t| &t.name == name) {
+                Some(index) => plan.downstream(index),
+                None => vec![true; plan.len()],
+            }
+        }
         _ => vec![false; plan.len()],
     };
     let mut outputs: Vec<Option<Arc<str>>> = vec![None; plan.len()];
