@@ -364,7 +364,7 @@ impl RunShared<'_> {
             )
         });
         let mut outcome = self.executor.run(job).await;
-        if let (Some(manager), Some(again)) = (self.hierarchy, again) {
+        if let (Some(manager), Some(again)) = (self.hierarchy.filter(|m| m.reviews()), again) {
             // The output is durable before the manager reviews it: a run killed during the
             // review resumes without running the task again.
             if let (Some(text), true) = (&outcome.output, self.store) {

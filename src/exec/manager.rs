@@ -129,6 +129,11 @@ impl Hierarchy {
         *self.limiter.lock().unwrap_or_else(|p| p.into_inner()) = limiter;
     }
 
+    /// Whether the manager reviews outputs (`max_review_rounds` above 0).
+    pub fn reviews(&self) -> bool {
+        self.max_review_rounds > 0
+    }
+
     /// The manager's record so far (for `run.json`).
     pub fn record(&self) -> ManagerRecord {
         self.lock().record.clone()
