@@ -147,20 +147,11 @@ pub fn slug(text: &str) -> String {
 
 /// A top-level mapping's `section.key` as text, read without decoding the rest of the file.
 fn read_ids(path: &Path, keys: &[(&str, &str)]) -> Vec<Option<String>> {
-    let parsed = crate::source::SourceFile::read(path)
-        .ok()
-        .and_then(|file| crate::yaml::parse(&file).ok());
-    keys.iter()
-        .map(|(section, key)| {
-            parsed
-                .as_ref()
-                .and_then(|root| root.get(section))
-                .and_then(|node| node.get(key))
-                .and_then(|node| node.scalar())
-                .map(|text| text.trim().to_string())
-                .filter(|text| !text.is_empty())
-        })
-        .collect()
+    // Streamed, no tree: a project may hold orchestras of thousands of tasks.
+    match std::fs::read_to_string(path) {
+        Ok(text) => crate::yaml::scan_top_level(&text, keys),
+        Err(_) => vec![None; keys.len()],
+    }
 }
 
 #[derive(Debug, Clone)]
