@@ -121,9 +121,10 @@ const MAX_ALIAS_NODES: usize = 100_000;
 
 /// Parses the first document of a file. An empty file is a null node.
 /// The scalar values of `section.key` pairs of a document's top-level mappings, read from the
-/// event stream without building a tree, and stopping as soon as every pair is found: listing a
-/// project's orchestras by id costs little even when one file holds 10,000 tasks. `None` for a
-/// pair that is absent or not a plain value; an invalid document gives what was read before.
+/// event stream without building a tree, and stopping as soon as every pair is found, or at the
+/// top-level `tasks` key once one is: listing a project's orchestras by id costs little even
+/// when one file holds 10,000 tasks. `None` for a pair that is absent (or after `tasks` when
+/// another was found first) or not a plain value; an invalid document gives what was read.
 pub fn scan_top_level(text: &str, keys: &[(&str, &str)]) -> Vec<Option<String>> {
     /// A collection being read: a mapping (expecting a key or a value) or a sequence.
     enum Frame {
@@ -156,6 +157,11 @@ pub fn scan_top_level(text: &str, keys: &[(&str, &str)]) -> Vec<Option<String>> 
                     continue;
                 };
                 if *expect_key {
+                    // The task list is the long part of an orchestra: an id found before it
+                    // is the file's (ids are written first, in every file seen).
+                    if depth == 1 && value == "tasks" && found.iter().any(Option::is_some) {
+                        break;
+                    }
                     match depth {
                         1 => section = Some(value.to_string()),
                         2 => inner_key = Some(value.to_string()),
