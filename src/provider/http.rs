@@ -91,10 +91,19 @@ pub fn credentials(endpoint: &super::endpoint::Endpoint) -> Auth<'_> {
     }
 }
 
+/// One HTTP client for the run, shared by every endpoint; built on first use, and the system's
+/// certificate store is loaded only for an `https` URL (a run against local servers never
+/// reads it).
 #[derive(Clone)]
 pub struct HttpTransport {
-    client: reqwest::Client,
+    clients: std::sync::Arc<Clients>,
     max_reply_bytes: usize,
+}
+
+#[derive(Default)]
+struct Clients {
+    plain: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    tls: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
 /// The first `limit` bytes as text with control characters escaped.
@@ -116,18 +125,35 @@ pub fn escaped_head(bytes: &[u8], limit: usize) -> String {
 
 impl HttpTransport {
     pub fn new(max_reply_bytes: usize) -> Result<HttpTransport, String> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("super/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("failed to build the HTTP client: {e}"))?;
         Ok(HttpTransport {
-            client,
+            clients: std::sync::Arc::new(Clients::default()),
             max_reply_bytes,
         })
+    }
+
+    /// The client for `url`: with the system's trusted roots for `https`, without for `http`.
+    fn client(&self, url: &str) -> Result<&reqwest::Client, ProviderError> {
+        let tls = url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let slot = if tls {
+            &self.clients.tls
+        } else {
+            &self.clients.plain
+        };
+        slot.get_or_init(|| {
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(15))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("super/", env!("CARGO_PKG_VERSION")))
+                .tls_built_in_root_certs(tls)
+                .build()
+                .map_err(|e| format!("failed to build the HTTP client: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| ProviderError::new(ErrorKind::Connect, e.clone()))
     }
 
     /// One exchange of every adapter: encode the body, POST it, read the reply through the
@@ -170,7 +196,7 @@ impl HttpTransport {
         extra_headers: &[(&'static str, &str)],
     ) -> Result<serde_json::Value, ProviderError> {
         let mut builder = self
-            .client
+            .client(url)?
             .get(url)
             .timeout(std::time::Duration::from_secs(5));
         builder = authorized(builder, auth, extra_headers);
@@ -203,7 +229,7 @@ impl HttpTransport {
         body: Vec<u8>,
     ) -> Result<(reqwest::Response, RateHints), ProviderError> {
         let mut builder = self
-            .client
+            .client(url)?
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
