@@ -372,7 +372,11 @@ async fn ask(
         },
     };
     if let Ok((path, bytes)) = run.cache.entry_file(&entry) {
-        let _ = tokio::task::spawn_blocking(move || write_atomic(&path, &bytes)).await;
+        let written = tokio::task::spawn_blocking(move || write_atomic(&path, &bytes)).await;
+        if let Ok(Err(error)) | Err(error) = written.map_err(std::io::Error::other) {
+            // The reply still counts; only the next run cannot reuse it.
+            eprintln!("warning: failed to cache the reply of `{name}`: {error}");
+        }
     }
     Ok(Reply {
         text,

@@ -360,6 +360,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     reporter.report(&RunEvent::RunFinished {
         manifest: Box::new(manifest),
     });
+    // `--print`: the final result, whole, is all stdout carries; failing to give it fails the run.
+    let mut print_failed = false;
+    if args.print && status == RunStatus::Succeeded && failures.is_empty() {
+        if let Err(error) = print_result(&workspace) {
+            eprintln!("error: {error}");
+            print_failed = true;
+        }
+    }
     for failure in &failures {
         eprintln!("error: {failure}");
     }
@@ -368,7 +376,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let signal_code = stopped_by.load(std::sync::atomic::Ordering::SeqCst);
     Ok(match status {
         _ if signal_code != 0 => signal_code,
-        _ if !failures.is_empty() => EXIT_FAILED,
+        _ if !failures.is_empty() || print_failed => EXIT_FAILED,
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
         RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
@@ -511,4 +519,24 @@ fn tier_line(loaded: &Loaded) -> String {
         "🏷️  Tier validation: agents {}; {features}",
         tiers.join(", ")
     )
+}
+
+/// Writes `final_results/orchestra_output.txt` to stdout, whole.
+fn print_result(workspace: &Workspace) -> Result<(), String> {
+    use std::io::Write as _;
+    let path = workspace.path(crate::workspace::files::FINAL_OUTPUT);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("failed to read the final result `{}`: {e}", path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                stdout.write_all(b"\n")
+            }
+        })
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("failed to print the final result: {e}"))
 }

@@ -369,6 +369,8 @@ impl RunShared<'_> {
             // review resumes without running the task again.
             if let (Some(text), true) = (&outcome.output, self.store) {
                 let entry = cache_entry(key.clone(), &outcome.record, text);
+                // Best effort: the same entry is written (and a failure reported) once the
+                // reviews end; this early copy only spares a re-run after a kill mid-review.
                 if let Ok(file) = self.cache.entry_file(&entry) {
                     let _ = self.writer.write(vec![file]).wait().await;
                 }

@@ -481,16 +481,12 @@ impl Hierarchy {
             output: text.to_string(),
             usage: crate::provider::Usage::default(),
         };
-        if let Ok((path, bytes)) = self.cache.entry_file(&entry) {
-            let workspace = self.workspace.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Some(parent) = path.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                workspace.write(&path, &bytes)
-            })
+        let Ok((path, bytes)) = self.cache.entry_file(&entry) else {
+            return;
+        };
+        // The decision stands if this fails; only `--resume` cannot reuse it.
+        self.write_file(path, bytes, &format!("cache the manager's `{name}`"))
             .await;
-        }
     }
 
     /// Writes `task_outputs/_manager/<file>` (a failure is recorded, never fatal).
@@ -500,16 +496,27 @@ impl Hierarchy {
             .path(crate::workspace::files::TASK_OUTPUTS)
             .join(FOLDER)
             .join(file);
+        self.write_file(
+            path,
+            text.into_bytes(),
+            &format!("write the manager's `{file}`"),
+        )
+        .await;
+    }
+
+    /// One atomic write off the runtime's thread; a failure is recorded in the manager's
+    /// fallbacks as "failed to <what>".
+    async fn write_file(&self, path: PathBuf, bytes: Vec<u8>, what: &str) {
         let workspace = self.workspace.clone();
         let written = tokio::task::spawn_blocking(move || {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            workspace.write(&path, text.as_bytes())
+            workspace.write(&path, &bytes)
         })
         .await;
         if let Ok(Err(error)) | Err(error) = written.map_err(std::io::Error::other) {
-            self.fallback(format!("failed to write the manager's `{file}`: {error}"));
+            self.fallback(format!("failed to {what}: {error}"));
         }
     }
 

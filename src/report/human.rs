@@ -58,7 +58,7 @@ impl HumanReporter {
         self
     }
 
-    /// `--print`: every line goes to stderr, and the final result, whole, to stdout.
+    /// `--print`: every line goes to stderr (the command writes the final result to stdout).
     pub fn printing_result(mut self) -> HumanReporter {
         self.out = Box::new(std::io::stderr());
         self.print_result = true;
@@ -364,18 +364,6 @@ impl HumanReporter {
                     let _ = write!(self.out, "{summary}");
                 }
                 let _ = self.out.flush();
-                if self.print_result && manifest.status == RunStatus::Succeeded {
-                    let path = std::path::Path::new(&manifest.workspace)
-                        .join(crate::workspace::files::FINAL_OUTPUT);
-                    if let Ok(text) = std::fs::read_to_string(path) {
-                        let mut stdout = std::io::stdout();
-                        let _ = write!(stdout, "{text}");
-                        if !text.ends_with('\n') {
-                            let _ = writeln!(stdout);
-                        }
-                        let _ = stdout.flush();
-                    }
-                }
             }
         }
     }
