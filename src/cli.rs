@@ -49,15 +49,28 @@ pub enum Command {
     #[command(
         after_long_help = "Examples:\n  super version\n  super --version      # the version alone"
     )]
-    Version,
+    Version(Unused),
     /// Print shell completions
     #[command(
         after_long_help = "Examples:\n  super completions bash > ~/.local/share/bash-completion/completions/super\n  super completions zsh > \"${fpath[1]}/_super\"\n  super completions fish > ~/.config/fish/completions/super.fish"
     )]
     Completions {
+        /// The shell to write the completion script for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        #[command(flatten)]
+        unused: Unused,
     },
+}
+
+/// The global flags a command has no use for: still accepted, not listed in its help (clap
+/// gives a command that defines a global flag's id its own, hidden one).
+#[derive(Debug, Args)]
+pub struct Unused {
+    #[arg(long, hide = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    no_color: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,7 +136,9 @@ pub enum ExportTargetArg {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
+    /// What to write: an Argo Workflow (one pod per task) or a Job (one pod)
     #[arg(long, value_enum, default_value = "argo")]
     pub target: ExportTargetArg,
     /// Write a WorkflowTemplate (submit with `argo submit --from workflowtemplate/NAME`)
@@ -164,6 +179,7 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// Treat warnings (such as unknown keys) as errors
     #[arg(long)]
@@ -182,7 +198,7 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Use this provider for every task (openai, anthropic, ollama, local, vllm, groq, ...)
-    #[arg(long, env = "SUPER_PROVIDER")]
+    #[arg(long, env = "SUPER_PROVIDER", add = crate::completion::provider())]
     pub provider: Option<String>,
     /// Use this model for every task
     #[arg(long, env = "SUPER_MODEL")]
@@ -213,7 +229,9 @@ pub enum GraphFormat {
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
+    /// The drawing's language
     #[arg(long, value_enum, default_value = "mermaid")]
     pub format: GraphFormat,
 }
@@ -236,6 +254,7 @@ pub enum TableArg {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// What the orchestra should achieve; fills `{goal}` in task descriptions
     #[arg(long, short = 'g')]
@@ -285,7 +304,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "from")]
     pub resume: bool,
     /// Rerun this task and everything downstream; reuse the tasks upstream
-    #[arg(long, value_name = "TASK")]
+    #[arg(long, value_name = "TASK", add = crate::completion::task())]
     pub from: Option<String>,
     /// Neither reuse nor store task outputs in the cache
     #[arg(long, conflicts_with_all = ["resume", "from"])]
@@ -327,9 +346,10 @@ pub const DEFAULT_RUN_ID: &str = "local";
 #[derive(Debug, Args)]
 pub struct RunTaskArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// The task to run
-    #[arg(long, value_name = "TASK")]
+    #[arg(long, value_name = "TASK", add = crate::completion::task())]
     pub task: String,
     /// What the orchestra should achieve; fills `{goal}` in task descriptions
     #[arg(long, short = 'g')]
@@ -357,6 +377,7 @@ pub struct RunTaskArgs {
 #[derive(Debug, Args)]
 pub struct FinishArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// The run whose task records to assemble
     #[arg(long, value_name = "ID", default_value = DEFAULT_RUN_ID)]
@@ -373,6 +394,7 @@ pub struct CreateArgs {
     /// Use exactly these agents, in this order
     #[arg(long, value_delimiter = ',')]
     pub agents: Vec<String>,
+    /// How the orchestra runs its tasks
     #[arg(long, value_enum, default_value = "sequential")]
     pub strategy: StrategyArg,
     /// Overwrite an existing file
@@ -397,7 +419,8 @@ pub enum AgentCommand {
         after_long_help = "Examples:\n  super agent pull developer qa_engineer\n  super agent pull project_manager     # a manager for the hierarchical strategy\n  super agent pull writer --force"
     )]
     Pull {
-        #[arg(required = true)]
+        /// Library agents to copy (`super agent list --library` lists them)
+        #[arg(required = true, add = crate::completion::library_agent())]
         names: Vec<String>,
         /// Overwrite existing playbooks
         #[arg(long)]
@@ -408,6 +431,8 @@ pub enum AgentCommand {
         after_long_help = "Examples:\n  super agent show developer\n  super agent show researcher --tools"
     )]
     Show {
+        /// An agent of the project or the library (folder, id or name)
+        #[arg(add = crate::completion::agent())]
         name: String,
         /// List the tools the agent will be offered, MCP tools included (starts its MCP
         /// servers briefly)
@@ -437,7 +462,10 @@ pub enum AgentCommand {
     #[command(
         after_long_help = "Examples:\n  super agent optimize developer   # says what to do instead"
     )]
-    Optimize { name: String },
+    Optimize {
+        /// An agent of the project (folder, id or name)
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -504,10 +532,132 @@ pub struct InitArgs {
     pub name: Option<String>,
 }
 
+/// Parses the command line, exiting with clap's message on a mistake. A mistyped subcommand
+/// clap finds nothing for (a transposition: `orchestra rnu`) gets a suggestion too; only a
+/// subcommand of the same length one edit away is suggested, so a longer word that names
+/// another action (`runs`) never suggests a shorter one (`run`).
+pub fn parse() -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(mut error) => {
+            let unsuggested = error.kind() == ErrorKind::InvalidSubcommand
+                && error.get(ContextKind::SuggestedSubcommand).is_none();
+            let word = match error.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(word)) if unsuggested => Some(word.clone()),
+                _ => None,
+            };
+            if let Some(word) = word {
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                if let Some(near) = near_subcommand(&Cli::command(), &args, &word) {
+                    error.insert(ContextKind::SuggestedSubcommand, ContextValue::String(near));
+                }
+            }
+            error.exit()
+        }
+    }
+}
+
+/// A subcommand of the command `word` was typed under, the same length as `word` and one edit
+/// (a swap of neighbours or one wrong letter) away.
+fn near_subcommand(root: &clap::Command, args: &[String], word: &str) -> Option<String> {
+    let mut current = root;
+    for arg in args {
+        if arg == word {
+            break;
+        }
+        if let Some(sub) = current.find_subcommand(arg) {
+            current = sub;
+        }
+    }
+    current
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .filter(|name| name.chars().count() == word.chars().count())
+        .find(|name| strsim::osa_distance(word, name) == 1)
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod help_tests {
     use super::Cli;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_swapped_subcommand_is_suggested_and_a_longer_word_is_not() {
+        let root = Cli::command();
+        let args = |line: &str| line.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            super::near_subcommand(&root, &args("orchestra rnu sdlc"), "rnu").as_deref(),
+            Some("run")
+        );
+        assert_eq!(
+            super::near_subcommand(&root, &args("orchestra runz sdlc"), "runz"),
+            None,
+            "no shorter action for a longer word"
+        );
+        assert_eq!(
+            super::near_subcommand(&root, &args("agnet list"), "agnet").as_deref(),
+            Some("agent")
+        );
+    }
+
+    /// Every command and every argument says what it is for.
+    #[test]
+    fn every_command_and_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && path.trim() != "super" {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin =
+                    matches!(arg.get_id().as_str(), "help" | "version") || arg.is_hide_set();
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:?}");
+    }
+
+    /// `version` and `completions` do not list `--project` or `--no-color`, and accept them.
+    #[test]
+    fn global_flags_are_not_listed_where_they_mean_nothing() {
+        let mut root = Cli::command();
+        root.build();
+        for name in ["version", "completions"] {
+            let command = root.find_subcommand(name).expect("subcommand");
+            for flag in ["project", "no_color"] {
+                let arg = command
+                    .get_arguments()
+                    .find(|a| a.get_id().as_str() == flag)
+                    .expect("the flag");
+                assert!(arg.is_hide_set(), "`{name}` lists --{flag}");
+            }
+        }
+        let run = root
+            .find_subcommand("orchestra")
+            .and_then(|o| o.find_subcommand("run"))
+            .expect("run");
+        assert!(run
+            .get_arguments()
+            .any(|a| a.get_id().as_str() == "project" && !a.is_hide_set()));
+        assert!(<Cli as clap::Parser>::try_parse_from([
+            "super",
+            "version",
+            "--no-color",
+            "--project",
+            "."
+        ])
+        .is_ok());
+    }
 
     /// Every command a user types has an Examples section in its long help.
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub(crate) mod diag;
 pub(crate) mod exec;
 pub(crate) mod export;

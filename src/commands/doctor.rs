@@ -305,7 +305,12 @@ fn rc_files(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
 }
 
 fn loads_completions(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.contains("super completions"))
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.contains("super completions")
+            || text
+                .lines()
+                .any(|line| line.contains("COMPLETE=") && line.contains(" super"))
+    })
 }
 
 fn completion_check(lookup: &dyn Fn(&str) -> Option<String>) -> Check {
@@ -319,9 +324,9 @@ fn completion_check(lookup: &dyn Fn(&str) -> Option<String>) -> Check {
         .and_then(|s| s.rsplit('/').next().map(str::to_string))
         .unwrap_or_default();
     let fix = match shell.as_str() {
-        "zsh" => "mkdir -p ~/.zfunc && super completions zsh > ~/.zfunc/_super   (and `fpath+=~/.zfunc; autoload -U compinit; compinit` in ~/.zshrc)",
-        "fish" => "mkdir -p ~/.config/fish/completions && super completions fish > ~/.config/fish/completions/super.fish",
-        _ => "mkdir -p ~/.local/share/bash-completion/completions && super completions bash > ~/.local/share/bash-completion/completions/super",
+        "zsh" => "echo 'source <(COMPLETE=zsh super)' >> ~/.zshrc",
+        "fish" => "echo 'COMPLETE=fish super | source' >> ~/.config/fish/config.fish",
+        _ => "echo 'source <(COMPLETE=bash super)' >> ~/.bashrc",
     };
     Check::fail("completion", "not installed for bash, zsh or fish", fix)
 }

@@ -113,17 +113,25 @@ pub type Outcome = Result<u8, Failure>;
 /// Settings every command shares.
 pub struct Context {
     pub project_flag: Option<PathBuf>,
+    /// Colour on stderr (diagnostics).
     pub color: bool,
+    /// Colour on stdout (tables, the run's summary).
+    pub color_stdout: bool,
+    /// Whether stderr is a terminal: progress bars (NO_COLOR keeps them; it is about colour).
+    pub stderr_terminal: bool,
 }
 
 impl Context {
     pub fn from_cli(cli: &Cli) -> Context {
-        let color = !cli.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stderr().is_terminal();
+        let stderr_terminal = std::io::stderr().is_terminal();
         Context {
             project_flag: cli.project.clone(),
-            color,
+            color: crate::report::terminal::colour(cli.no_color, stderr_terminal),
+            color_stdout: crate::report::terminal::colour(
+                cli.no_color,
+                std::io::stdout().is_terminal(),
+            ),
+            stderr_terminal,
         }
     }
 
@@ -189,12 +197,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Model(command) => model::model(command),
         Command::Init(args) => init::init(&args),
         Command::Doctor => doctor::doctor(&context),
-        Command::Version => version::version(),
-        Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "super", &mut std::io::stdout());
-            Ok(EXIT_OK)
-        }
+        Command::Version(_) => version::version(),
+        Command::Completions { shell, .. } => crate::completion::registration(shell),
     };
     match outcome {
         Ok(code) => code,

@@ -55,6 +55,17 @@ pub fn list(context: &Context) -> Outcome {
             *width = (*width).max(cell.chars().count());
         }
     }
+    // On a terminal (or with COLUMNS), the description and agents give way so lines fit.
+    if let Some(columns) = crate::report::terminal::stdout_width() {
+        const DESCRIPTION: usize = 2;
+        const AGENTS: usize = 3;
+        crate::report::terminal::fit_columns(&mut widths, &[DESCRIPTION, AGENTS], columns, 12);
+        for row in &mut rows {
+            for column in [DESCRIPTION, AGENTS] {
+                row[column] = shorten(&row[column], widths[column]);
+            }
+        }
+    }
     let line = |cells: Vec<String>| {
         cells
             .iter()
@@ -92,7 +103,10 @@ fn shorten(text: &str, max: usize) -> String {
     if flat.chars().count() <= max {
         flat
     } else {
-        format!("{}…", flat.chars().take(max - 1).collect::<String>())
+        format!(
+            "{}…",
+            flat.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
     }
 }
 

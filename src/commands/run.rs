@@ -257,16 +257,24 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let mut reporter = if args.json {
         Reporter::Json(JsonReporter::default())
     } else {
-        // Bars only on a terminal, and not with NO_COLOR, --quiet or --verbose (whose tokens stream).
-        let progress = context.color && !args.quiet && !args.verbose;
+        // Bars only on a terminal, and not with --quiet or --verbose (whose tokens stream);
+        // NO_COLOR keeps them (it is about colour, and the bars have none).
+        let progress = context.stderr_terminal && !args.quiet && !args.verbose;
+        // The summary goes to stdout, or to stderr under --print.
+        let colour = if args.print {
+            context.color
+        } else {
+            context.color_stdout
+        };
         let human = HumanReporter::new(args.verbose, args.quiet, progress)
             .with_redactor(crate::redact::Redactor::for_models(&loaded.models))
-            .full_table(args.table == crate::cli::TableArg::Full);
-        Reporter::Human(if args.print {
+            .full_table(args.table == crate::cli::TableArg::Full)
+            .coloured(colour);
+        Reporter::Human(Box::new(if args.print {
             human.printing_result()
         } else {
             human
-        })
+        }))
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

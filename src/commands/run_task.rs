@@ -21,7 +21,7 @@ use crate::exec::budget::Budget;
 use crate::exec::cache::sha256_hex;
 use crate::exec::dispatcher::{
     fail_on_writes, new_manifest, new_record, outcome_files, prepare, relative, sinks,
-    with_write_failures, write_results, Prepared, TaskInputs,
+    with_write_failures, write_results, Prepared, TaskInputs, FAILED_HEADING,
 };
 use crate::exec::executor::{Executor, TaskJob, TaskOutcome};
 use crate::exec::ratelimit::RateLimits;
@@ -97,6 +97,22 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     let mut hashes: Vec<String> = vec![String::new(); count];
     for &j in &loaded.plan.deps[index] {
         let upstream = &loaded.spec.tasks[j].name;
+        let record = workspace.task_record(upstream);
+        if let Ok(Some(found)) = read_task_file(&record) {
+            if !found.record.status.has_output() {
+                return Err(Failure::usage(format!(
+                    "task `{}` needs the output of `{upstream}`, but `{upstream}` is {} in run `{}` (its record `{}`)",
+                    task.name,
+                    found.record.status.as_str(),
+                    found.run_id,
+                    display_path(&record)
+                ))
+                .hint(format!(
+                    "read why in `{}`, then run `{upstream}` again (`super orchestra run-task ... --task {upstream}`)",
+                    display_path(&workspace.task_error(upstream))
+                )));
+            }
+        }
         let file = workspace.task_output(upstream);
         let text = read_upstream(&file, &task.name, upstream)?;
         hashes[j] = sha256_hex(text.as_bytes());
@@ -375,6 +391,13 @@ fn budget_so_far(
 /// An upstream task's output; missing, it is a usage error (exit 2) naming the task and path.
 fn read_upstream(file: &Path, task: &TaskName, upstream: &TaskName) -> Result<String, Failure> {
     match std::fs::read(file) {
+        Ok(bytes) if bytes.starts_with(FAILED_HEADING.as_bytes()) => Err(Failure::usage(format!(
+            "task `{task}` needs the output of `{upstream}`, but `{}` is the error log of its failed run",
+            display_path(file)
+        ))
+        .hint(format!(
+            "run `{upstream}` again first (`super orchestra run-task ... --task {upstream}`)"
+        ))),
         Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
             Failure::refused(format!(
                 "task `{task}`: the output of `{upstream}`, `{}`, is not UTF-8 text (byte {})",

@@ -533,8 +533,10 @@ pub(crate) fn relative(workspace: &Workspace, path: &std::path::Path) -> Option<
 }
 
 /// The files a task's outcome leaves in `task_outputs/`: its output (and a structured task's
-/// object as `_output.json`), or, when it failed on its own, its error log; nothing when a
-/// budget stopped it.
+/// object as `_output.json`), or, when it failed on its own, its error log, as `_error.txt` and,
+/// where the seed's debugging guide tells users to look, as `_output.txt` too (headed as a
+/// failure; the task's status, never this file, decides what resume and dependents do);
+/// nothing when a budget stopped it.
 pub(crate) fn outcome_files(
     workspace: &Workspace,
     task: &TaskName,
@@ -550,16 +552,25 @@ pub(crate) fn outcome_files(
         }
         None if outcome.budget_stop.is_none() => {
             let log = error_log(&outcome.record, outcome.last_invalid_reply.as_deref());
-            vec![(workspace.task_error(task), log.into_bytes())]
+            vec![
+                (workspace.task_error(task), log.clone().into_bytes()),
+                (workspace.task_output(task), log.into_bytes()),
+            ]
         }
         None => Vec::new(),
     }
 }
 
+/// How a failed task's error log begins, so nothing mistakes it for an output.
+pub(crate) const FAILED_HEADING: &str = "# FAILED: task ";
+
 /// A failed task's error log: each attempt's error, in order, then the last reply that did not
 /// match the task's schema, if that is why it failed.
 fn error_log(record: &TaskRecord, last_invalid_reply: Option<&str>) -> String {
-    let mut text = format!("# Task `{}` failed\n\n", record.name);
+    let mut text = format!(
+        "{FAILED_HEADING}`{}` produced no output; this is its error log\n\n",
+        record.name
+    );
     if let Some(reason) = &record.reason {
         text.push_str(&format!("Reason: {reason}\n\n"));
     }

@@ -6,6 +6,7 @@
 
 use crate::exec::RunEvent;
 use crate::redact::Redactor;
+use crate::report::terminal::{paint_lines, Tone};
 use crate::workspace::{Manifest, RunStatus, TaskStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -30,6 +31,10 @@ pub struct HumanReporter {
     print_result: bool,
     /// `--table full`: every task in the closing table.
     full_table: bool,
+    /// Failed rows and the verdict in colour (on a terminal, without NO_COLOR).
+    colour: bool,
+    /// The history folder the previous run was moved to, named when this one fails.
+    previous: Option<String>,
 }
 
 impl HumanReporter {
@@ -49,7 +54,15 @@ impl HumanReporter {
             redactor: Redactor::default(),
             print_result: false,
             full_table: false,
+            colour: false,
+            previous: None,
         }
+    }
+
+    /// Colours the closing table's failed rows and the verdict.
+    pub fn coloured(mut self, colour: bool) -> HumanReporter {
+        self.colour = colour;
+        self
     }
 
     /// `--table full`: the closing table lists every task, however many.
@@ -113,6 +126,7 @@ impl HumanReporter {
                 ..
             } => {
                 self.interleaved = strategy != "sequential";
+                self.previous.clone_from(archived_previous);
                 if self.quiet {
                     return;
                 }
@@ -360,8 +374,15 @@ impl HumanReporter {
                 let preview = !self.quiet && !self.print_result;
                 // `--quiet`: nothing for a run that succeeded, only what failed otherwise.
                 if !(self.quiet && manifest.status == RunStatus::Succeeded) {
-                    let summary = self.shown(&summary(manifest, preview, self.full_table));
-                    let _ = write!(self.out, "{summary}");
+                    let summary =
+                        summary(manifest, preview, self.full_table, self.previous.as_deref());
+                    let text = self.shown(&summary.text);
+                    let text = if self.colour {
+                        paint_lines(&text, &summary.tones)
+                    } else {
+                        text
+                    };
+                    let _ = write!(self.out, "{text}");
                 }
                 let _ = self.out.flush();
             }
@@ -377,8 +398,27 @@ const SLOWEST_SHOWN: usize = 10;
 /// Lines of the final result shown after a successful run.
 const PREVIEW_LINES: usize = 12;
 
-/// The closing table and verdict; with `preview`, the final result's first lines.
-pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
+/// The closing table and verdict, and which of its lines to colour.
+pub(crate) struct Summary {
+    pub text: String,
+    /// (line index, tone): failed and skipped rows, the verdict.
+    pub tones: Vec<(usize, Tone)>,
+}
+
+/// The index the next line pushed onto `text` (which ends with a newline) will have.
+fn next_line(text: &str) -> usize {
+    text.matches('\n').count()
+}
+
+/// The closing table and verdict; with `preview`, the final result's first lines; `previous`,
+/// the history folder the run before this one was moved to.
+pub(crate) fn summary(
+    manifest: &Manifest,
+    preview: bool,
+    full_table: bool,
+    previous: Option<&str>,
+) -> Summary {
+    let mut tones = Vec::new();
     // A large run's table shows what went wrong and the slowest tasks; the rest is counted.
     let shown_tasks: Vec<&crate::workspace::TaskRecord> =
         if full_table || manifest.tasks.len() <= SHORT_TABLE_ROWS {
@@ -449,7 +489,12 @@ pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
             .join("  "),
     );
     out.push('\n');
-    for row in &rows {
+    for (row, task) in rows.iter().zip(&shown_tasks) {
+        match task.status {
+            TaskStatus::Failed => tones.push((next_line(&out), Tone::Bad)),
+            TaskStatus::Skipped => tones.push((next_line(&out), Tone::Warn)),
+            _ => {}
+        }
         out.push_str(&format_row(row));
         out.push('\n');
     }
@@ -461,6 +506,14 @@ pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
     let totals = &manifest.totals;
     let seconds = manifest.duration_ms as f64 / 1000.0;
     out.push('\n');
+    tones.push((
+        next_line(&out),
+        match manifest.status {
+            RunStatus::Succeeded => Tone::Good,
+            RunStatus::Interrupted => Tone::Warn,
+            _ => Tone::Bad,
+        },
+    ));
     match manifest.status {
         RunStatus::Succeeded => out.push_str(&format!(
             "✅ Orchestra `{}` completed in {seconds:.2}s: {} succeeded, {} cached; {} tokens in, {} out\n",
@@ -490,6 +543,18 @@ pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
                 .join(format!("{}_error.txt", task.name));
             if log.is_file() {
                 out.push_str(&format!("🔎 `{}` failed: {}\n", task.name, log.display()));
+            }
+        }
+        if let Some(previous) = previous {
+            let earlier = std::path::Path::new(&manifest.workspace)
+                .join(crate::workspace::files::HISTORY)
+                .join(previous)
+                .join(crate::workspace::files::FINAL_OUTPUT);
+            if earlier.is_file() {
+                out.push_str(&format!(
+                    "🗄️  The previous run's result is kept: {}\n",
+                    earlier.display()
+                ));
             }
         }
         out.push_str(&format!(
@@ -524,7 +589,7 @@ pub fn summary(manifest: &Manifest, preview: bool, full_table: bool) -> String {
         // Upstream's last line on success; users' scripts grep for it.
         out.push_str(&format!("{COMPLETED_LINE}\n"));
     }
-    out
+    Summary { text: out, tones }
 }
 
 /// The final line of a successful run, exactly as upstream prints it.

@@ -4,11 +4,12 @@
 pub mod files;
 pub mod human;
 pub mod json;
+pub(crate) mod terminal;
 
 use crate::exec::RunEvent;
 
 pub enum Reporter {
-    Human(human::HumanReporter),
+    Human(Box<human::HumanReporter>),
     Json(json::JsonReporter),
 }
 

@@ -536,7 +536,7 @@ fn doctor_reports_each_check_with_its_fix_and_never_a_key() {
             server.base_url()
         ),
         "❌ completion  not installed for bash, zsh or fish",
-        "fix: mkdir -p ~/.local/share/bash-completion/completions && super completions bash",
+        "fix: echo 'source <(COMPLETE=bash super)' >> ~/.bashrc",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

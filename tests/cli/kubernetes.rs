@@ -206,9 +206,14 @@ fn retryable_failures_exit_75_and_the_others_exit_1_after_one_attempt() {
         let record = json_file(&ws.join("tasks/implement_feature.json"));
         assert_eq!(record["status"], "failed", "HTTP {status}");
         assert_eq!(record["attempts"][0]["http_status"], status);
-        assert!(!ws
-            .join("task_outputs/implement_feature_output.txt")
-            .exists());
+        // The seed's debugging guide reads a failed task's `_output.txt`: its error log,
+        // headed as a failure, as in `_error.txt`.
+        let log = std::fs::read_to_string(ws.join("task_outputs/implement_feature_output.txt"))
+            .expect("the error log in _output.txt");
+        assert!(
+            log.starts_with("# FAILED: task `implement_feature` produced no output"),
+            "{log}"
+        );
         assert!(ws
             .join("task_outputs/implement_feature_error.txt")
             .is_file());

@@ -19,5 +19,6 @@ mod reliability;
 mod runner;
 mod structured;
 mod support;
+mod surface;
 mod toolloop;
 mod tools;

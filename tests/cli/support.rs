@@ -245,7 +245,12 @@ impl Project {
 
     /// The `super` binary, run in the project with a clean environment.
     pub fn command(&self) -> std::process::Command {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_super"));
+        self.command_with(env!("CARGO_BIN_EXE_super"))
+    }
+
+    /// `program` (a wrapper such as `script`) in the project, with `command`'s environment.
+    pub fn command_with(&self, program: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
         command.current_dir(self.root());
         for (key, _) in std::env::vars() {
             if key.starts_with("SUPER_")
