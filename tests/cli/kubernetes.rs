@@ -1310,3 +1310,34 @@ fn a_pod_killed_mid_task_is_retried_and_no_finished_task_runs_again() {
     assert_eq!(local_server.request_count(), 3);
     assert_same_results(&ran.workspace, &local, &SDLC_TASKS);
 }
+
+/// A failed task's `_output.txt` holds its error log (where the seed's guide looks); a
+/// dependent run-task refuses it as an upstream output, by the record and by the file.
+#[test]
+fn run_task_refuses_a_failed_upstream_whose_output_file_is_its_error_log() {
+    let server = stub(StubConfig::default().fail_first(1, 401));
+    let project = Project::sdlc("openai", &server.openai_base_url());
+    let ws = project.workspace("sdlc");
+    let failed = run_task(&project, "implement_feature", "r1", &[]);
+    assert_eq!(code(&failed), 1, "{}", both(&failed));
+    let next = run_task(&project, "configure_ci_pipeline", "r1", &[]);
+    assert_eq!(code(&next), 2, "{}", both(&next));
+    assert!(
+        both(&next).contains(
+            "needs the output of `implement_feature`, but `implement_feature` is failed in run `r1`"
+        ),
+        "{}",
+        both(&next)
+    );
+    assert_eq!(server.request_count(), 1, "the dependent made no call");
+    // Without the record (outputs copied from elsewhere), the file's heading still tells.
+    std::fs::remove_file(ws.join("tasks/implement_feature.json")).expect("remove record");
+    let next = run_task(&project, "configure_ci_pipeline", "r1", &[]);
+    assert_eq!(code(&next), 2, "{}", both(&next));
+    assert!(
+        both(&next).contains("is the error log of its failed run"),
+        "{}",
+        both(&next)
+    );
+    assert_eq!(server.request_count(), 1);
+}
