@@ -131,8 +131,9 @@ impl HumanReporter {
                     return;
                 }
                 self.line(&format!(
-                    "🎼 Orchestra `{orchestra}`: {} tasks, {strategy}",
-                    tasks.len()
+                    "🎼 Orchestra `{orchestra}`: {} task{}, {strategy}",
+                    tasks.len(),
+                    if tasks.len() == 1 { "" } else { "s" }
                 ));
                 self.line(&format!("🎯 Goal: {goal}"));
                 if self.verbose {
