@@ -97,11 +97,13 @@ impl PartialLog {
                     };
                     match message {
                         Message::Start(task) => {
+                            // A new file, never opened through a link left in its place.
+                            let path = partial_path(&root, &task);
+                            let _ = std::fs::remove_file(&path);
                             let file = std::fs::OpenOptions::new()
-                                .create(true)
                                 .write(true)
-                                .truncate(true)
-                                .open(partial_path(&root, &task))
+                                .create_new(true)
+                                .open(&path)
                                 .ok();
                             open.insert(
                                 task,
@@ -205,6 +207,10 @@ mod tests {
     fn streamed_text_lands_in_the_file_and_goes_when_the_task_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("task_outputs")).expect("mkdir");
+        // A link planted where a's file goes is replaced, never written through.
+        let target = dir.path().join("elsewhere.txt");
+        std::fs::write(&target, "keep").expect("write");
+        std::os::unix::fs::symlink(&target, partial_path(dir.path(), "a")).expect("symlink");
         let log = PartialLog::start(dir.path());
         for name in ["a", "b"] {
             log.observe(&RunEvent::TaskStarted {
@@ -249,5 +255,6 @@ mod tests {
         assert_eq!(b, "kept");
         assert!(!partial_path(dir.path(), "c").exists());
         assert!(!partial_path(dir.path(), "plan").exists());
+        assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep");
     }
 }
