@@ -529,3 +529,29 @@ fn listings_speak_json() {
         );
     }
 }
+
+#[test]
+fn a_run_killed_mid_task_shows_as_stopped_and_follow_ends() {
+    let server = StubServer::start_background(
+        StubConfig::default().script(vec![Step::Delay(Duration::from_secs(30))]),
+    )
+    .expect("stub");
+    let project = Project::empty();
+    project.simple_agent("worker", "work", "openai", &server.openai_base_url());
+    project.orchestra("hist", HIST);
+    let mut child = project.spawn_until(&["orchestra", "run", "hist", "--goal", "G"], &server, 1);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&project, &["orchestra", "runs", "hist", "-o", "json"]))
+            .expect("json");
+    assert_eq!(runs[0]["status"], "stopped", "{runs}");
+    let output = project.run(&["orchestra", "logs", "hist", "a", "--follow"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not in progress"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("── prompt"), "{}", stdout(&output));
+}
