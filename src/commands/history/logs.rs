@@ -111,7 +111,10 @@ pub(crate) fn render(manifest: &Manifest, task: &TaskRecord, files: &TaskFiles) 
 pub fn logs(context: &Context, args: &LogsArgs) -> Outcome {
     let (orchestra, root) =
         super::workspace_of(context, &args.orchestra, args.workspace.as_deref())?;
-    let runs = super::runs_at(&root)?;
+    let mut runs = super::runs_at(&root)?;
+    if args.follow && args.run.is_none() {
+        runs = starting_run(&root, runs)?;
+    }
     let run = super::pick(&runs, args.run.as_deref(), &orchestra, &root)?;
     let manifest = super::manifest_of(run)?;
     let task = super::task_of(manifest, &args.task)?;
@@ -128,6 +131,34 @@ pub fn logs(context: &Context, args: &LogsArgs) -> Outcome {
     let files = TaskFiles::read(&run.dir, &task.name);
     print!("{}", super::clean(&render(manifest, task, &files)));
     Ok(EXIT_OK)
+}
+
+/// How long `--follow` waits for a run that holds the workspace to record itself.
+const STARTING: Duration = Duration::from_secs(10);
+
+/// The runs, once a run that holds the workspace but has not yet written its `run.json` (it
+/// is moving the last run aside, or starting its MCP servers) has written it: `logs --follow`
+/// typed just after `run` follows the new run, not the one before. Gives up after `STARTING`.
+fn starting_run(root: &Path, mut runs: Vec<RunEntry>) -> Result<Vec<RunEntry>, Failure> {
+    let started = std::time::Instant::now();
+    let recorded = |runs: &[RunEntry]| {
+        runs.first().is_some_and(|r| {
+            r.current
+                && r.manifest
+                    .as_ref()
+                    .is_ok_and(|m| m.status == RunStatus::Running)
+        })
+    };
+    let mut told = false;
+    while run_in_progress(root) && !recorded(&runs) && started.elapsed() < STARTING {
+        if !told {
+            eprintln!("waiting for the run that is starting…");
+            told = true;
+        }
+        std::thread::sleep(POLL);
+        runs = super::runs_at(root)?;
+    }
+    Ok(runs)
 }
 
 fn print_now(text: &str) -> Result<(), Failure> {
