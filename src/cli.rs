@@ -84,19 +84,49 @@ pub enum OrchestraCommand {
     /// List the project's orchestras
     #[command(
         visible_alias = "ls",
-        after_long_help = "Examples:\n  super orchestra list\n  super --project ../other orchestra list"
+        after_long_help = "Examples:\n  super orchestra list\n  super orchestra list -o json\n  super --project ../other orchestra list"
     )]
-    List,
+    List(ListArgs),
     /// Check an orchestra, its agents and its providers
     #[command(
         after_long_help = "Examples:\n  super orchestra validate sdlc\n  super orchestra validate sdlc --strict             # warnings are errors\n  super orchestra validate sdlc --check-providers    # and each provider answers\n  super orchestra validate path/to/file.yaml --json"
     )]
     Validate(ValidateArgs),
-    /// Draw the task graph
+    /// Draw the task graph (with `--run`: coloured by each task's status, with durations)
     #[command(
-        after_long_help = "Examples:\n  super orchestra graph sdlc --format mermaid\n  super orchestra graph sdlc --format dot | dot -Tsvg > sdlc.svg"
+        after_long_help = "Examples:\n  super orchestra graph sdlc --format mermaid\n  super orchestra graph sdlc --format dot | dot -Tsvg > sdlc.svg\n  super orchestra graph sdlc --format ascii --run latest   # in the terminal, with each task's status"
     )]
     Graph(GraphArgs),
+    /// List the runs of an orchestra (or of every orchestra), newest first
+    #[command(
+        long_about = "List the runs of an orchestra, newest first: the current run (at the top of its workspace) and the earlier ones kept under `history/`. Each with its id, status, start, duration, tasks succeeded/failed/cached, tokens, cost and goal. Without NAME, the runs of every orchestra of the project. A run whose `run.json` cannot be read is listed with the reason.",
+        after_long_help = "Examples:\n  super orchestra runs sdlc\n  super orchestra runs                 # every orchestra of the project\n  super orchestra runs sdlc -o json | jq '.[0].run_id'"
+    )]
+    Runs(RunsArgs),
+    /// Show one run: its goal, models, each task with its attempts, errors, files and cost
+    #[command(
+        long_about = "Show one run's record in words: the goal, the provider and model of each agent, each task with its status, attempts and their errors, duration, tokens, cost and where its files are, then the first lines of the final result. RUN is a run id or a unique prefix of one (as `super orchestra runs` lists them); by default the latest run.",
+        after_long_help = "Examples:\n  super orchestra show sdlc                      # the latest run\n  super orchestra show sdlc 20261124T1015        # a unique prefix is enough\n  super orchestra show sdlc -o json"
+    )]
+    Show(ShowArgs),
+    /// Print a task's prompt, each attempt and its output or error; `--follow` a running one
+    #[command(
+        long_about = "Print what a task of a run was asked and what it answered: its prompt, each attempt (with its error, if it failed), then its output or its error log. With `--follow` on the run in progress, wait for the task to start and print its output as it streams, until it ends (a finished run is printed and the command ends).",
+        after_long_help = "Examples:\n  super orchestra logs sdlc implement_feature\n  super orchestra logs sdlc implement_feature --run 20261124T1015\n  super orchestra logs sdlc create_test_plan --follow      # while `run` is going"
+    )]
+    Logs(LogsArgs),
+    /// Compare two runs: which tasks' prompts, models or outputs changed, and how
+    #[command(
+        long_about = "Compare two runs of an orchestra task by task: which tasks' prompts, models or outputs changed (or which ran in only one of them), with a unified diff of each changed output. The question after editing a description or switching model. RUN_A and RUN_B are run ids or unique prefixes; `latest` is the newest run. Exit code 0 whether or not they differ.",
+        after_long_help = "Examples:\n  super orchestra diff sdlc 20261124T1015 latest\n  super orchestra diff sdlc RUN_A RUN_B -o json"
+    )]
+    Diff(DiffArgs),
+    /// Delete old runs from `history/` (never the current one); lists them first
+    #[command(
+        long_about = "Delete the oldest runs of an orchestra from its workspace's `history/`, keeping the newest `--keep N` runs, the current one counted (the current run is never deleted). It first lists what it would delete and how much space that frees; then it asks on a terminal, or deletes at once with `--yes`. Without a terminal and without `--yes` it deletes nothing (a dry run). `--dry-run` only lists. It holds the workspace's lock while deleting, so it refuses while a run is in progress. The task cache (`.cache/`) is kept.",
+        after_long_help = "Examples:\n  super orchestra clean sdlc --keep 5 --dry-run   # what would go\n  super orchestra clean sdlc --keep 5             # asks first\n  super orchestra clean sdlc --yes                # only the current run stays"
+    )]
+    Clean(CleanArgs),
     /// Run an orchestra
     #[command(
         visible_alias = "ru",
@@ -220,10 +250,12 @@ impl ModelArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum GraphFormat {
     Mermaid,
     Dot,
+    /// Drawn in the terminal
+    Ascii,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +266,107 @@ pub struct GraphArgs {
     /// The drawing's language
     #[arg(long, value_enum, default_value = "mermaid")]
     pub format: GraphFormat,
+    /// Colour each task by its status in this run and label it with its duration (a run id,
+    /// a unique prefix, or `latest`)
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// The workspace folder the run is in, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// How a listing is printed.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// For people
+    #[default]
+    Text,
+    /// One JSON document on stdout, for scripts
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// `text` or `json`
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// An orchestra id or a path to its YAML file; none: every orchestra of the project
+    pub orchestra: Option<String>,
+    /// The workspace folder, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR", requires = "orchestra")]
+    pub workspace: Option<PathBuf>,
+    /// `text` or `json`
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// A run id, a unique prefix of one, or `latest` (the default)
+    pub run: Option<String>,
+    /// The workspace folder, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// `text` or `json` (the run's `run.json`, as written)
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// The task
+    pub task: String,
+    /// A run id, a unique prefix of one, or `latest` (the default)
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// On the run in progress: print the output as it streams, until the task ends
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// The workspace folder, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// The earlier run (an id, a unique prefix, or `latest`)
+    pub run_a: String,
+    /// The later run (an id, a unique prefix, or `latest`)
+    pub run_b: String,
+    /// The workspace folder, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// `text` or `json`
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// An orchestra id, or a path to its YAML file
+    pub orchestra: String,
+    /// How many of the newest runs to keep, the current one counted (it is always kept)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub keep: usize,
+    /// Delete without asking
+    #[arg(long, short = 'y', conflicts_with = "dry_run")]
+    pub yes: bool,
+    /// Only list what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The workspace folder, instead of the file's `workspace.path`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -407,12 +540,15 @@ pub enum AgentCommand {
     /// The project's agents, then the built-in library's, grouped by namespace
     #[command(
         visible_alias = "ls",
-        after_long_help = "Examples:\n  super agent list\n  super agent list --library"
+        after_long_help = "Examples:\n  super agent list\n  super agent list --library\n  super agent list -o json"
     )]
     List {
         /// Only the built-in library
         #[arg(long)]
         library: bool,
+        /// `text` or `json`
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: OutputFormat,
     },
     /// Copy agents from the built-in library into the project
     #[command(
@@ -506,9 +642,9 @@ pub enum ModelCommand {
     /// What is in the model cache
     #[command(
         visible_alias = "ls",
-        after_long_help = "Examples:\n  super model list"
+        after_long_help = "Examples:\n  super model list\n  super model list -o json"
     )]
-    List,
+    List(ListArgs),
     /// Print the path of the model a run would use
     #[command(
         after_long_help = "Examples:\n  super model path\n  SUPER_LOCAL_MODEL=/models/other.gguf super model path"

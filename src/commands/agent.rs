@@ -14,7 +14,13 @@ use crate::workspace::write_atomic;
 
 pub fn agent(context: &Context, command: AgentCommand) -> Outcome {
     match command {
-        AgentCommand::List { library } => list(context, library),
+        AgentCommand::List { library, output } => {
+            if output == crate::cli::OutputFormat::Json {
+                list_json(context, library)
+            } else {
+                list(context, library)
+            }
+        }
         AgentCommand::Pull { names, force } => pull(context, &names, force),
         AgentCommand::Show { name, tools } => show(context, &name, tools),
         AgentCommand::Compile { name, all: _ } => compile(context, name.as_deref()),
@@ -77,6 +83,50 @@ fn list(context: &Context, library_only: bool) -> Outcome {
             shown!("    [library] {:<22} {role}{pulled}", agent.name);
         }
     }
+    Ok(EXIT_OK)
+}
+
+/// `agent list -o json`: `{"project": [...], "library": [...]}` (`project` absent with
+/// `--library`, empty outside a project).
+fn list_json(context: &Context, library_only: bool) -> Outcome {
+    let project = context.project().ok();
+    let index = project
+        .as_ref()
+        .map(|p| p.agent_index())
+        .unwrap_or_default();
+    let mut document = serde_json::Map::new();
+    if !library_only {
+        let agents: Vec<serde_json::Value> = index
+            .entries
+            .iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "folder": entry.folder,
+                    "id": entry.id,
+                    "path": entry.path.display().to_string(),
+                })
+            })
+            .collect();
+        document.insert("project".into(), serde_json::Value::from(agents));
+    }
+    let agents: Vec<serde_json::Value> = library::AGENTS
+        .iter()
+        .map(|agent| {
+            let mut diags = Diagnostics::default();
+            let role = library_spec(agent, &mut diags).and_then(|s| s.persona.role.clone());
+            serde_json::json!({
+                "name": agent.name,
+                "category": library::category(agent),
+                "role": role,
+                "in_project": matches!(index.resolve(agent.name), Ok(Some(_))),
+            })
+        })
+        .collect();
+    document.insert("library".into(), serde_json::Value::from(agents));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".into())
+    );
     Ok(EXIT_OK)
 }
 

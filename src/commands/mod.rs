@@ -17,6 +17,8 @@ pub(crate) mod doctor;
 pub(crate) mod dry_run;
 pub(crate) mod evaluate;
 pub(crate) mod export;
+pub(crate) mod graph_ascii;
+pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod model;
 pub(crate) mod orchestra;
@@ -185,13 +187,18 @@ pub fn dispatch(cli: Cli) -> u8 {
     let outcome = match cli.command {
         Command::Orchestra(command) => match command {
             OrchestraCommand::Create(args) => create::create(&context, &args),
-            OrchestraCommand::List => orchestra::list(&context),
+            OrchestraCommand::List(args) => orchestra::list(&context, &args),
             OrchestraCommand::Validate(args) => orchestra::validate(&context, &args),
             OrchestraCommand::Graph(args) => orchestra::graph(&context, &args),
             OrchestraCommand::Run(args) => run::run(&context, &args),
             OrchestraCommand::Export(args) => export::export(&context, &args),
             OrchestraCommand::RunTask(args) => run_task::run_task(&context, &args),
             OrchestraCommand::Finish(args) => run_task::finish(&context, &args),
+            OrchestraCommand::Runs(args) => history::runs::runs(&context, &args),
+            OrchestraCommand::Show(args) => history::show::show(&context, &args),
+            OrchestraCommand::Logs(args) => history::logs::logs(&context, &args),
+            OrchestraCommand::Diff(args) => history::diff::diff_runs(&context, &args),
+            OrchestraCommand::Clean(args) => history::clean::clean(&context, &args),
         },
         Command::Agent(command) => agent::agent(&context, command),
         Command::Model(command) => model::model(command),

@@ -25,16 +25,31 @@ pub fn model(_command: ModelCommand) -> Outcome {
 #[cfg(feature = "local")]
 pub fn model(command: ModelCommand) -> Outcome {
     match command {
-        ModelCommand::List => list(),
+        ModelCommand::List(args) => list(args.output),
         ModelCommand::Path => path(),
         ModelCommand::Pull { force } => pull(force),
     }
 }
 
+/// One model file of the cache (also one object of `model list -o json`).
 #[cfg(feature = "local")]
-fn list() -> Outcome {
+#[derive(Debug, serde::Serialize)]
+struct CachedModel {
+    file: String,
+    path: String,
+    bytes: u64,
+    /// The file's sha256, or why it could not be read.
+    sha256: String,
+    /// The file runs use.
+    default: bool,
+    /// For the embedded model's file: whether its sha256 is the pinned one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum_ok: Option<bool>,
+}
+
+#[cfg(feature = "local")]
+fn list(output: crate::cli::OutputFormat) -> Outcome {
     let dir = super_local::models_dir();
-    println!("Model cache: {}", dir.display());
     let default = super_local::default_model_path();
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| {
@@ -49,29 +64,57 @@ fn list() -> Outcome {
         files.push(default.clone());
     }
     files.sort();
-    if files.is_empty() {
+    let models: Vec<CachedModel> = files
+        .iter()
+        .map(|file| {
+            let sha = super_local::sha256_file(file).unwrap_or_else(|e| format!("unreadable: {e}"));
+            let is_default_file =
+                file.file_name().and_then(|n| n.to_str()) == Some(super_local::DEFAULT_MODEL_FILE);
+            CachedModel {
+                file: file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("?")
+                    .to_string(),
+                path: file.display().to_string(),
+                bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+                checksum_ok: is_default_file.then(|| sha == super_local::DEFAULT_MODEL_SHA256),
+                sha256: sha,
+                default: *file == default,
+            }
+        })
+        .collect();
+    if output == crate::cli::OutputFormat::Json {
+        let document = serde_json::json!({
+            "cache": dir.display().to_string(),
+            "models": models,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".into())
+        );
+        return Ok(EXIT_OK);
+    }
+    println!("Model cache: {}", dir.display());
+    if models.is_empty() {
         println!("  (empty) download the embedded model (98 MB) with `{PULL_COMMAND}`");
         return Ok(EXIT_OK);
     }
-    for file in files {
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        let sha = super_local::sha256_file(&file).unwrap_or_else(|e| format!("unreadable: {e}"));
+    for model in models {
         let mut notes = Vec::new();
-        if file == default {
+        if model.default {
             notes.push("used by runs");
         }
-        if file.file_name().and_then(|n| n.to_str()) == Some(super_local::DEFAULT_MODEL_FILE) {
-            notes.push(if sha == super_local::DEFAULT_MODEL_SHA256 {
-                "checksum ok"
-            } else {
-                "CHECKSUM MISMATCH"
-            });
+        match model.checksum_ok {
+            Some(true) => notes.push("checksum ok"),
+            Some(false) => notes.push("CHECKSUM MISMATCH"),
+            None => {}
         }
         println!(
             "  {}  {:.1} MB  sha256 {}{}",
-            file.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
-            size as f64 / 1_000_000.0,
-            sha,
+            model.file,
+            model.bytes as f64 / 1_000_000.0,
+            model.sha256,
             if notes.is_empty() {
                 String::new()
             } else {

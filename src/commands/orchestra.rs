@@ -1,13 +1,16 @@
 //! `orchestra list | validate | graph`.
 
 use super::{env_lookup, Context, Failure, Outcome, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::cli::{GraphArgs, GraphFormat, ValidateArgs};
+use crate::cli::{GraphArgs, GraphFormat, ListArgs, OutputFormat, ValidateArgs};
 use crate::load::{load_orchestra, LoadOptions, Loaded};
 use crate::source::display_path;
 
-pub fn list(context: &Context) -> Outcome {
+pub fn list(context: &Context, args: &ListArgs) -> Outcome {
     let project = context.project()?;
     let files = project.list_orchestras();
+    if args.output == OutputFormat::Json {
+        return list_json(&project, &files);
+    }
     if files.is_empty() {
         shown!("No orchestras in {}.", display_path(&project.root));
         shown!("Create one with `super orchestra create <name>`.");
@@ -95,6 +98,45 @@ pub fn list(context: &Context) -> Outcome {
             broken.join(", ")
         );
     }
+    Ok(EXIT_OK)
+}
+
+/// `orchestra list -o json`: one object per orchestra file; an invalid one has `valid: false`
+/// and its first error.
+fn list_json(project: &crate::project::Project, files: &[std::path::PathBuf]) -> Outcome {
+    let options = LoadOptions::default();
+    let items: Vec<serde_json::Value> = files
+        .iter()
+        .map(|file| match load_orchestra(Some(project), file, &options, &env_lookup) {
+            Ok(loaded) => serde_json::json!({
+                "id": loaded.spec.id.to_string(),
+                "name": loaded.spec.name,
+                "description": loaded.spec.description,
+                "file": display_path(file),
+                "valid": true,
+                "strategy": loaded.plan.strategy.as_str(),
+                "agents": loaded.agents.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "tasks": loaded.spec.tasks.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
+            }),
+            Err(diags) => {
+                let first = diags
+                    .items
+                    .iter()
+                    .find(|d| d.severity == crate::diag::Severity::Error)
+                    .map(|d| format!("{} {}", d.position(), d.message).trim().to_string());
+                serde_json::json!({
+                    "id": crate::spec::orchestra::file_stem_id(file),
+                    "file": display_path(file),
+                    "valid": false,
+                    "error": first,
+                })
+            }
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".into())
+    );
     Ok(EXIT_OK)
 }
 
@@ -189,29 +231,108 @@ pub fn graph(context: &Context, args: &GraphArgs) -> Outcome {
             )));
         }
     };
-    print!("{}", render_graph(&loaded, args.format));
+    let run = match &args.run {
+        Some(given) => Some(run_states(&path, project.as_ref(), args, given)?),
+        None => {
+            if args.workspace.is_some() {
+                return Err(Failure::usage("`--workspace` needs `--run RUN`"));
+            }
+            None
+        }
+    };
+    let text = match args.format {
+        GraphFormat::Ascii => super::graph_ascii::render(&loaded, run.as_ref()),
+        format => render_graph(&loaded, format, run.as_ref()),
+    };
+    print!("{}", crate::sanitize::terminal(&text));
     Ok(EXIT_OK)
 }
+
+/// Each task's status and duration in a run, by task name, and the run's id.
+pub(crate) struct RunStates {
+    pub run_id: String,
+    pub tasks: std::collections::HashMap<String, (crate::workspace::TaskStatus, Option<u64>)>,
+}
+
+impl RunStates {
+    /// `succeeded 1.2s`, `skipped`, `not in this run`.
+    pub(crate) fn label(&self, task: &str) -> String {
+        match self.tasks.get(task) {
+            Some((status, Some(ms))) => {
+                format!("{} {}", status.as_str(), super::history::duration(*ms))
+            }
+            Some((status, None)) => status.as_str().to_string(),
+            None => "not in this run".to_string(),
+        }
+    }
+
+    pub(crate) fn class(&self, task: &str) -> &'static str {
+        match self.tasks.get(task) {
+            Some((status, _)) => status.as_str(),
+            None => "absent",
+        }
+    }
+}
+
+fn run_states(
+    path: &std::path::Path,
+    project: Option<&crate::project::Project>,
+    args: &GraphArgs,
+    given: &str,
+) -> Result<RunStates, Failure> {
+    let (orchestra, root) =
+        super::history::workspace_of_file(path, project, args.workspace.as_deref())?;
+    let runs = super::history::runs_at(&root)?;
+    let run = super::history::pick(&runs, Some(given), &orchestra, &root)?;
+    let manifest = super::history::manifest_of(run)?;
+    Ok(RunStates {
+        run_id: manifest.run_id.clone(),
+        tasks: manifest
+            .tasks
+            .iter()
+            .map(|t| {
+                let ran = t.started_unix_ms.is_some()
+                    && t.status != crate::workspace::TaskStatus::Skipped;
+                (t.name.clone(), (t.status, ran.then_some(t.duration_ms)))
+            })
+            .collect(),
+    })
+}
+
+/// Fill colours by status, for Mermaid's `classDef` and DOT's `fillcolor`.
+const STATUS_COLOURS: &[(&str, &str)] = &[
+    ("succeeded", "#c8e6c9"),
+    ("cached", "#bbdefb"),
+    ("failed", "#ffcdd2"),
+    ("skipped", "#eeeeee"),
+    ("running", "#fff9c4"),
+    ("pending", "#ffffff"),
+    ("absent", "#ffffff"),
+];
 
 fn quote_label(text: &str) -> String {
     text.replace('"', "'")
 }
 
-pub fn render_graph(loaded: &Loaded, format: GraphFormat) -> String {
+pub fn render_graph(loaded: &Loaded, format: GraphFormat, run: Option<&RunStates>) -> String {
     let tasks = &loaded.spec.tasks;
     let plan = &loaded.plan;
     let mut out = String::new();
+    // The second line of a node: agent and priority, or its status and duration in the run.
+    let detail = |task: &crate::spec::TaskSpec| match run {
+        Some(run) => run.label(task.name.as_str()),
+        None => format!("{} · {}", task.agent.as_str(), task.priority.as_str()),
+    };
     match format {
-        GraphFormat::Mermaid => {
+        GraphFormat::Mermaid | GraphFormat::Ascii => {
             out.push_str("graph TD\n");
             for &i in &plan.order {
                 let task = &tasks[i];
                 out.push_str(&format!(
-                    "    {}[\"{}<br/>{} · {}\"]\n",
+                    "    {}[\"{}<br/>{}\"]\n",
                     node_id(i),
                     quote_label(task.name.as_str()),
-                    quote_label(task.agent.as_str()),
-                    task.priority.as_str()
+                    quote_label(&detail(task)),
                 ));
             }
             for &i in &plan.order {
@@ -224,6 +345,20 @@ pub fn render_graph(loaded: &Loaded, format: GraphFormat) -> String {
                     out.push_str(&format!("    {} {arrow} {}\n", node_id(j), node_id(i)));
                 }
             }
+            if let Some(run) = run {
+                for (class, colour) in STATUS_COLOURS {
+                    let members: Vec<String> = plan
+                        .order
+                        .iter()
+                        .filter(|&&i| run.class(tasks[i].name.as_str()) == *class)
+                        .map(|&i| node_id(i))
+                        .collect();
+                    if !members.is_empty() {
+                        out.push_str(&format!("    classDef {class} fill:{colour}\n"));
+                        out.push_str(&format!("    class {} {class}\n", members.join(",")));
+                    }
+                }
+            }
         }
         GraphFormat::Dot => {
             out.push_str(&format!(
@@ -232,12 +367,21 @@ pub fn render_graph(loaded: &Loaded, format: GraphFormat) -> String {
             ));
             for &i in &plan.order {
                 let task = &tasks[i];
+                let fill = run
+                    .map(|run| {
+                        let class = run.class(task.name.as_str());
+                        let colour = STATUS_COLOURS
+                            .iter()
+                            .find(|(c, _)| *c == class)
+                            .map_or("#ffffff", |(_, colour)| colour);
+                        format!(", style=filled, fillcolor=\"{colour}\"")
+                    })
+                    .unwrap_or_default();
                 out.push_str(&format!(
-                    "    \"{}\" [label=\"{}\\n{} · {}\"];\n",
+                    "    \"{}\" [label=\"{}\\n{}\"{fill}];\n",
                     quote_label(task.name.as_str()),
                     quote_label(task.name.as_str()),
-                    quote_label(task.agent.as_str()),
-                    task.priority.as_str()
+                    quote_label(&detail(task)),
                 ));
             }
             for &i in &plan.order {

@@ -597,6 +597,14 @@ pub async fn execute(
 ) -> Manifest {
     let settings = inputs.settings;
     let workspace = inputs.workspace;
+    // What each running task streams also goes to its `.partial` file, for `logs --follow`.
+    let partial = crate::workspace::partial::PartialLog::start(&workspace.root);
+    let outer = report;
+    let mut observed = |event: &RunEvent| {
+        partial.observe(event);
+        outer(event);
+    };
+    let report: &mut dyn FnMut(&RunEvent) = &mut observed;
     let (events, mut event_receiver) = mpsc::unbounded_channel();
     let budget = Budget::new(settings.budget.clone());
     let stop = CancellationToken::new();

@@ -53,16 +53,20 @@ pub fn redact_writes(redactor: crate::redact::Redactor) {
     let _ = WRITE_REDACTOR.set(redactor);
 }
 
+/// `text` with the secrets every workspace write hides (see [`redact_writes`]).
+pub fn redact_text(text: &str) -> std::borrow::Cow<'_, str> {
+    match WRITE_REDACTOR.get() {
+        Some(redactor) => redactor.redact(text),
+        None => crate::redact::redact_urls(text),
+    }
+}
+
 /// `bytes` with secrets hidden, when they are text.
 fn redacted(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return std::borrow::Cow::Borrowed(bytes);
     };
-    let clean = match WRITE_REDACTOR.get() {
-        Some(redactor) => redactor.redact(text),
-        None => crate::redact::redact_urls(text),
-    };
-    match clean {
+    match redact_text(text) {
         std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
         std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
     }
@@ -165,6 +169,11 @@ impl Workspace {
         self.root
             .join(TASK_OUTPUTS)
             .join(format!("{task}_prompt.md"))
+    }
+
+    /// What a running task has streamed so far (removed when it ends; see `partial`).
+    pub fn task_partial(&self, task: &str) -> PathBuf {
+        super::partial::partial_path(&self.root, task)
     }
 
     /// Where a failed task's errors go (the seed's `failed_task_output.txt` idea, per task).

@@ -3,8 +3,10 @@
 //! history of earlier runs. Every file is written atomically; nothing is written outside it.
 
 pub mod files;
+pub mod history;
 pub mod lock;
 pub mod manifest;
+pub mod partial;
 pub mod root;
 pub mod writer;
 

@@ -12,6 +12,7 @@ mod evaluate;
 mod export;
 mod firstrun;
 mod hierarchical;
+mod history;
 mod kubernetes;
 mod local;
 mod messages;
