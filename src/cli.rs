@@ -295,6 +295,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct RunsArgs {
     /// An orchestra id or a path to its YAML file; none: every orchestra of the project
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: Option<String>,
     /// The workspace folder, instead of the file's `workspace.path`
     #[arg(long, value_name = "DIR", requires = "orchestra")]
@@ -307,6 +308,7 @@ pub struct RunsArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// A run id, a unique prefix of one, or `latest` (the default)
     pub run: Option<String>,
@@ -321,8 +323,10 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// The task
+    #[arg(add = crate::completion::task())]
     pub task: String,
     /// A run id, a unique prefix of one, or `latest` (the default)
     #[arg(long, value_name = "RUN")]
@@ -338,6 +342,7 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// The earlier run (an id, a unique prefix, or `latest`)
     pub run_a: String,
@@ -354,6 +359,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct CleanArgs {
     /// An orchestra id, or a path to its YAML file
+    #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
     /// How many of the newest runs to keep, the current one counted (it is always kept)
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -669,8 +675,8 @@ pub struct InitArgs {
 }
 
 /// Parses the command line, exiting with clap's message on a mistake. A mistyped subcommand
-/// clap finds nothing for (a transposition: `orchestra rnu`) gets a suggestion too; only a
-/// subcommand of the same length one edit away is suggested, so a longer word that names
+/// one edit from a subcommand of the same length (a swap: `orchestra rnu`) gets that one
+/// suggested, over clap's own guess (which offers `runs` for `rnu`); a longer word that names
 /// another action (`runs`) never suggests a shorter one (`run`).
 pub fn parse() -> Cli {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -678,10 +684,12 @@ pub fn parse() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(mut error) => {
-            let unsuggested = error.kind() == ErrorKind::InvalidSubcommand
-                && error.get(ContextKind::SuggestedSubcommand).is_none();
             let word = match error.get(ContextKind::InvalidSubcommand) {
-                Some(ContextValue::String(word)) if unsuggested => Some(word.clone()),
+                Some(ContextValue::String(word))
+                    if error.kind() == ErrorKind::InvalidSubcommand =>
+                {
+                    Some(word.clone())
+                }
                 _ => None,
             };
             if let Some(word) = word {

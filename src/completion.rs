@@ -78,7 +78,8 @@ fn orchestra_ids(current: &OsStr) -> Vec<CompletionCandidate> {
 /// a flag or a flag's value.
 fn orchestra_on_line(words: &[String]) -> Option<String> {
     let subcommands = [
-        "run", "ru", "run-task", "validate", "graph", "export", "finish",
+        "run", "ru", "run-task", "validate", "graph", "export", "finish", "logs", "show", "diff",
+        "clean", "runs",
     ];
     let start = words
         .iter()

@@ -36,7 +36,9 @@ impl TaskFiles {
         let outputs = dir.join(crate::workspace::files::TASK_OUTPUTS);
         TaskFiles {
             prompt: read(outputs.join(format!("{task}_prompt.md"))),
-            output: read(outputs.join(format!("{task}_output.txt"))),
+            // A failed task's `_output.txt` is its error log (shown from `_error.txt`).
+            output: read(outputs.join(format!("{task}_output.txt")))
+                .filter(|(_, text)| !text.starts_with(crate::exec::dispatcher::FAILED_HEADING)),
             errors: read(outputs.join(format!("{task}_error.txt"))),
             streamed: read(outputs.join(format!("{task}_output.partial"))),
         }

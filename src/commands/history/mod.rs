@@ -197,18 +197,9 @@ pub(crate) fn when(rfc3339: &str) -> String {
     text.replacen('T', " ", 1)
 }
 
-/// The width to cut lines to: stdout's terminal, else `COLUMNS`, else none.
+/// The width to cut lines to: `COLUMNS`, else stdout's terminal, else none.
 pub(crate) fn width() -> Option<usize> {
-    use std::io::IsTerminal as _;
-    if std::io::stdout().is_terminal() {
-        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
-            return Some(usize::from(w));
-        }
-    }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse::<usize>().ok())
-        .filter(|w| *w > 0)
+    crate::report::terminal::stdout_width()
 }
 
 /// `text` on one line, cut to `max` characters with `…`.

@@ -25,6 +25,8 @@ pub(crate) fn task_files(dir: &Path, task: &TaskRecord) -> Vec<(&'static str, st
     .into_iter()
     .map(|(label, file)| (label, outputs.join(file)))
     .filter(|(_, path)| path.is_file())
+    // A failed task's `_output.txt` is its error log, listed as `errors`.
+    .filter(|(label, _)| *label != "output" || task.status.has_output())
     .collect()
 }
 
