@@ -2,9 +2,11 @@
 
 pub mod cli;
 pub mod commands;
+pub(crate) mod config;
 pub(crate) mod diag;
 pub(crate) mod exec;
 pub(crate) mod export;
+pub(crate) mod inputs;
 pub(crate) mod library;
 pub(crate) mod load;
 pub(crate) mod model_pull;
@@ -21,6 +23,7 @@ pub(crate) mod settings;
 pub(crate) mod source;
 pub(crate) mod spec;
 pub(crate) mod structured;
+pub(crate) mod template;
 pub(crate) mod tools;
 pub(crate) mod workspace;
 pub(crate) mod yaml;

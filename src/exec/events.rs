@@ -64,7 +64,9 @@ pub enum RunEvent {
         duration_ms: u64,
         ok: bool,
     },
+    /// Flat in JSON, as its siblings: the task's record's fields beside `event`.
     TaskFinished {
+        #[serde(flatten)]
         record: TaskRecord,
     },
     TaskSkipped {

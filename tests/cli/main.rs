@@ -12,6 +12,7 @@ mod evaluate;
 mod export;
 mod firstrun;
 mod hierarchical;
+mod inputs;
 mod kubernetes;
 mod local;
 mod projects;
