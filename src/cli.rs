@@ -197,8 +197,7 @@ pub struct GoalArgs {
         short = 'g',
         value_name = "TEXT",
         required_unless_present = "goal_file",
-        conflicts_with = "goal_file",
-        allow_hyphen_values = true
+        conflicts_with = "goal_file"
     )]
     pub goal: Option<String>,
     /// Read the goal from FILE (for long goals)
