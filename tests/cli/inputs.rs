@@ -614,3 +614,47 @@ fn manifest_id(project: &Project) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[test]
+fn run_task_takes_inputs_and_finish_records_them() {
+    let server = stub();
+    let project = project(&server, BLOG);
+    let output = project.run(&[
+        "orchestra",
+        "run-task",
+        "blog",
+        "--task",
+        "write",
+        "--goal",
+        "g",
+        "--var",
+        "topic=pods",
+        "--run-id",
+        "r1",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(prompts(&server)[0].contains("Write about pods for engineers"));
+    let record: Value =
+        serde_json::from_str(&project.read("orchestra_workspaces/blog/tasks/write.json"))
+            .expect("the task's record");
+    assert_eq!(record["inputs"]["topic"], "pods");
+    // Without the value the task cannot run: the same diagnostic as a run.
+    let missing = project.run(&[
+        "orchestra",
+        "run-task",
+        "blog",
+        "--task",
+        "write",
+        "--goal",
+        "g",
+    ]);
+    assert_eq!(code(&missing), 2);
+    assert!(
+        stderr(&missing).contains("input `topic` has no value"),
+        "{}",
+        stderr(&missing)
+    );
+    let finish = project.run(&["orchestra", "finish", "blog", "--run-id", "r1"]);
+    assert_eq!(code(&finish), 0, "{}", stderr(&finish));
+    assert_eq!(project.manifest("blog")["inputs"]["topic"], "pods");
+}
