@@ -684,6 +684,7 @@ pub async fn execute(
         run_id: inputs.run_id.clone(),
         orchestra: loaded.spec.id.to_string(),
         goal: settings.goal.clone(),
+        inputs: loaded.inputs.clone(),
         workspace: workspace.root.clone(),
         strategy: plan.strategy.as_str().to_string(),
         tasks: plan

@@ -20,6 +20,8 @@ pub enum RunEvent {
         run_id: String,
         orchestra: String,
         goal: String,
+        /// The value of each input (`--var`, `--vars`, defaults), by name.
+        inputs: std::collections::BTreeMap<String, String>,
         workspace: PathBuf,
         strategy: String,
         /// Tasks in plan order.

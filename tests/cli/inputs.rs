@@ -534,7 +534,12 @@ fn json_events_are_stamped_parsed_and_documented() {
         let kind = line["event"].as_str().expect("event").to_string();
         let fields = documented(&kind);
         let mut found = Vec::new();
-        paths(line, "", &mut found, &["attempts", "manager", "manifest"]);
+        paths(
+            line,
+            "",
+            &mut found,
+            &["inputs", "attempts", "manager", "manifest"],
+        );
         for path in found {
             assert!(
                 fields.contains(&path),
