@@ -39,6 +39,10 @@ pub enum Command {
         after_long_help = "Examples:\n  super init shop      # a new project in ./shop\n  super init           # make the current folder a project (also `super init .`)"
     )]
     Init(InitArgs),
+    /// Show the defaults from config files (`super.toml`, the user's config) and where each
+    /// value comes from
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check what a run needs: the project, the model, API keys, Ollama, completions
     #[command(
         long_about = "Check what a run needs and say how to fix what is missing: the project, the embedded model (size and sha256), which API keys are set (names only, never values), whether Ollama answers, and whether shell completion is installed.\n\nExit code: 0 when at least one provider can run (the embedded model is verified, an API key is set, or Ollama answers), even if other checks fail; 1 when nothing can run.",
@@ -130,8 +134,8 @@ pub enum OrchestraCommand {
     /// Run an orchestra
     #[command(
         visible_alias = "ru",
-        long_about = "Run an orchestra: every task's output, prompt and record land in its workspace folder.\n\nStructured outputs: a task with `output_schema:` (a JSON Schema in YAML), `output_schema_file:` (JSON or YAML, relative to the project root) or `output_format: json` (its playbook task's `outputs` become the schema) answers in JSON of that shape. Each provider is asked natively (OpenAI `json_schema`, Ollama `format`, Anthropic a forced tool, the embedded model by constrained decoding); every reply is validated, an invalid one gets one repair call, and a second invalid reply fails the attempt with `invalid_output` (retried like any failure). The object is written to `task_outputs/<task>_output.json`.\n\nField references: `{task}` in a description is that task's whole output, `{task.field.sub}` one value of its JSON object; each referenced task runs first.",
-        after_long_help = "Examples:\n  super orchestra run sdlc --goal \"Build a login page\"\n  super orchestra run sdlc --goal \"Build a login page\" --dry-run   # the plan, limits and schemas; no call\n  super orchestra run api_pipeline --goal \"a todo service\" --provider ollama --model llama3.2\n  super orchestra run sdlc --goal G --resume                      # reuse what finished"
+        long_about = "Run an orchestra: every task's output, prompt and record land in its workspace folder.\n\nStructured outputs: a task with `output_schema:` (a JSON Schema in YAML), `output_schema_file:` (JSON or YAML, relative to the project root) or `output_format: json` (its playbook task's `outputs` become the schema) answers in JSON of that shape. Each provider is asked natively (OpenAI `json_schema`, Ollama `format`, Anthropic a forced tool, the embedded model by constrained decoding); every reply is validated, an invalid one gets one repair call, and a second invalid reply fails the attempt with `invalid_output` (retried like any failure). The object is written to `task_outputs/<task>_output.json`.\n\nField references: `{task}` in a description is that task's whole output, `{task.field.sub}` one value of its JSON object; each referenced task runs first.\n\nInputs: `{name}` is the value of `--var name=VALUE`, of `name:` in a `--vars` file, or the default the orchestra declares under `inputs:`; `{goal}` is the goal. `{{` and `}}` are literal braces (`{{name}}` is the text `{name}`); any other brace is text as written.",
+        after_long_help = "Examples:\n  super orchestra run sdlc --goal \"Build a login page\"\n  super orchestra run sdlc --goal \"Build a login page\" --dry-run   # the plan, limits and schemas; no call\n  super orchestra run api_pipeline --goal \"a todo service\" --provider ollama --model llama3.2\n  super orchestra run sdlc --goal G --resume                      # reuse what finished\n  super orchestra run blog --goal-file brief.md --var topic=Rust --vars inputs.yaml\n  cat brief.md | super orchestra run blog --goal -"
     )]
     Run(Box<RunArgs>),
     /// Write Kubernetes manifests: an Argo Workflow (one pod per task) or a Job
@@ -198,6 +202,9 @@ pub struct ExportArgs {
     /// The goal: the Workflow's default `goal` parameter; required for `--target job`
     #[arg(long, short = 'g')]
     pub goal: Option<String>,
+    /// Inputs: the defaults of the Workflow's parameters (one per input), or the Job's values
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Write to FILE instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -222,10 +229,41 @@ pub struct ValidateArgs {
     pub check_providers: bool,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+}
+
+/// The goal: `--goal TEXT`, `--goal -` (read from stdin) or `--goal-file FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct GoalArgs {
+    /// What the orchestra should achieve; fills `{goal}` in task descriptions (`-`: read it
+    /// from stdin)
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "TEXT",
+        required_unless_present = "goal_file",
+        conflicts_with = "goal_file"
+    )]
+    pub goal: Option<String>,
+    /// Read the goal from FILE (for long goals)
+    #[arg(long, value_name = "FILE")]
+    pub goal_file: Option<PathBuf>,
+}
+
+/// Values for the `{name}` placeholders of task descriptions and expected outputs.
+#[derive(Debug, Clone, Args, Default)]
+pub struct InputArgs {
+    /// Fill `{NAME}` in task descriptions with VALUE (repeatable; beats `--vars`)
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub var: Vec<String>,
+    /// Fill placeholders from a YAML or JSON file of `name: value` (repeatable)
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
 }
 
 /// The provider, model and endpoint for every task of a run (validate checks with the same).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Use this provider for every task (openai, anthropic, ollama, local, vllm, groq, ...)
     #[arg(long, env = "SUPER_PROVIDER", add = crate::completion::provider())]
@@ -390,14 +428,15 @@ pub enum TableArg {
     Full,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// An orchestra id, or a path to its YAML file
     #[arg(add = crate::completion::orchestra())]
     pub orchestra: String,
-    /// What the orchestra should achieve; fills `{goal}` in task descriptions
-    #[arg(long, short = 'g')]
-    pub goal: String,
+    #[command(flatten)]
+    pub goal: GoalArgs,
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Validate and print the plan; make no call
     #[arg(long)]
     pub dry_run: bool,
@@ -490,9 +529,10 @@ pub struct RunTaskArgs {
     /// The task to run
     #[arg(long, value_name = "TASK", add = crate::completion::task())]
     pub task: String,
-    /// What the orchestra should achieve; fills `{goal}` in task descriptions
-    #[arg(long, short = 'g')]
-    pub goal: String,
+    #[command(flatten)]
+    pub goal: GoalArgs,
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// The run this task belongs to (an exported Workflow passes its name)
     #[arg(long, value_name = "ID", default_value = DEFAULT_RUN_ID)]
     pub run_id: String,
@@ -666,6 +706,32 @@ pub enum ModelCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Every setting a config file may hold: its value and where it comes from (a variable,
+    /// the project's `super.toml`, the user's config, or the default)
+    #[command(
+        long_about = "Every setting a config file may hold, with its value and where it comes from, as `git config --show-origin` does.
+
+Files: `super.toml` at the project root, and the user's config: `$SUPER_CONFIG`, else `$XDG_CONFIG_HOME/super/config.toml`, else `~/.config/super/config.toml`. Keys: `provider`, `model`, `base_url` (for agents whose playbook names no provider), `timeout` (seconds, for tasks whose file sets none), `threads`, `output` (`human`, `verbose`, `quiet` or `json`), and under `[budget]` `max_tokens`, `max_cost_usd`, `max_llm_calls`, `max_wall_seconds`, `max_tool_calls`.
+
+Precedence, first wins: a flag, its `SUPER_*` variable, the orchestra file and its playbooks, the project's `super.toml`, the user's config, the default.",
+        after_long_help = "Examples:\n  super config show\n  super config show -o json\n  SUPER_CONFIG=./ci.toml super config show"
+    )]
+    Show {
+        /// `text` or `json`
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: ShowFormat,
+    },
+}
+
+/// How `config show` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ShowFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,46 @@ pub struct LoadOptions {
     pub check_environment: bool,
     /// Leave a missing embedded model to the caller (a run offers to download it).
     pub model_download_offered: bool,
+    /// The inputs given on the command line (`--var`, `--vars`).
+    pub inputs: crate::inputs::GivenInputs,
+    /// A declared input with no value is an error (a run needs it), not a warning.
+    pub require_inputs: bool,
+    /// The config files' model defaults, for agents whose playbook names no provider (below
+    /// the playbook, below `overrides`).
+    pub defaults: ModelOverrides,
+}
+
+impl LoadOptions {
+    /// The overrides an agent's model is resolved with: the flags; for an agent whose playbook
+    /// names no provider (and no `--provider`), the config's defaults under the flags.
+    pub fn overrides_for(&self, agent: &AgentSpec) -> ModelOverrides {
+        let playbook_names_one = agent
+            .language_model
+            .as_ref()
+            .is_some_and(|lm| lm.provider.is_some());
+        if self.overrides.provider.is_some()
+            || playbook_names_one
+            || self.defaults.provider.is_none()
+                && self.defaults.model.is_none()
+                && self.defaults.base_url.is_none()
+        {
+            return self.overrides.clone();
+        }
+        ModelOverrides {
+            provider: self.defaults.provider.clone(),
+            model: self
+                .overrides
+                .model
+                .clone()
+                .or_else(|| self.defaults.model.clone()),
+            base_url: self
+                .overrides
+                .base_url
+                .clone()
+                .or_else(|| self.defaults.base_url.clone()),
+            ..self.overrides.clone()
+        }
+    }
 }
 
 /// The hierarchical strategy's manager, resolved.
@@ -47,6 +87,8 @@ pub struct Loaded {
     /// Under the hierarchical strategy: the manager's playbook (none: the built-in persona)
     /// and its model (the manager agent's, else the first task's).
     pub manager: Option<ManagerAgent>,
+    /// The value of each input (given, else its default), for the `{name}` placeholders.
+    pub inputs: crate::inputs::InputValues,
     /// Warnings found on the way (none under `--strict`: they became errors).
     pub warnings: Diagnostics,
 }
@@ -103,9 +145,11 @@ pub fn load_orchestra(
         }
     };
     let spec = decode_orchestra(&file, &root, &mut diags);
-    let Some(spec) = spec else {
+    let Some(mut spec) = spec else {
         return Err(diags);
     };
+    crate::inputs::add_given(&mut spec, &options.inputs, &mut diags);
+    let inputs = crate::inputs::check(&spec, &options.inputs, options.require_inputs, &mut diags);
 
     // Each agent's playbook, loaded once. An agent is found by folder, `metadata.id` or slugged
     // `metadata.name`; a task whose agent has no playbook (or two) is pointed at; an invalid
@@ -147,7 +191,11 @@ pub fn load_orchestra(
             continue;
         };
         let entry = resolved.entry(task.agent.clone()).or_insert_with(|| {
-            match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
+            match provider::resolve(
+                agent.language_model.as_ref(),
+                &options.overrides_for(agent),
+                env,
+            ) {
                 Ok(choice) => Some(choice),
                 Err(error) => {
                     let from_playbook = error.comes_from_playbook().unwrap_or(
@@ -219,9 +267,11 @@ pub fn load_orchestra(
             let Some(agent) = load_agent(&entry.path, &entry.folder, &mut diags) else {
                 continue;
             };
-            if let Ok(choice) =
-                provider::resolve(agent.language_model.as_ref(), &options.overrides, env)
-            {
+            if let Ok(choice) = provider::resolve(
+                agent.language_model.as_ref(),
+                &options.overrides_for(&agent),
+                env,
+            ) {
                 resolved.insert(name.clone(), Some(choice));
                 agents.insert(name.clone(), agent);
             }
@@ -253,6 +303,7 @@ pub fn load_orchestra(
             schemas,
             manager,
             agent_models,
+            inputs,
             warnings: diags,
         }),
         _ => {
@@ -316,7 +367,11 @@ fn manager_agent(
         }
     };
     let agent = load_agent(&entry.path, &entry.folder, diags)?;
-    match provider::resolve(agent.language_model.as_ref(), &options.overrides, env) {
+    match provider::resolve(
+        agent.language_model.as_ref(),
+        &options.overrides_for(&agent),
+        env,
+    ) {
         Ok(model) => Some(ManagerAgent {
             agent: Some(agent),
             model,

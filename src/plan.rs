@@ -125,9 +125,14 @@ impl Plan {
             }
         }
         // `{task}` and `{task.field}` in a description: the task must finish first. A `{word}`
-        // that names no task and looks like no task name is left as text.
+        // that names no task and looks like no task name is left as text; an input is
+        // filled from its value.
         for (i, task) in spec.tasks.iter().enumerate() {
             for reference in crate::structured::references(&task.description) {
+                // An input's value, not a task's output (`inputs` checks those).
+                if spec.is_input(&reference.task) {
+                    continue;
+                }
                 match index.get(reference.task.as_str()) {
                     Some(&j) if j == i => diags.push(
                         Diagnostic::error(format!(

@@ -1,7 +1,7 @@
 //! The prompt a task sends. System: the agent's persona, the instruction of its playbook task,
 //! what the task receives (its `inputs`, filled by the goal and the context) and what it must
-//! answer (its `outputs`, named, typed and described). User: the task description with `{goal}` filled in, the goal itself, the expected
-//! output, then each context task's output under a heading naming the task and its agent.
+//! answer (its `outputs`, named, typed and described). User: the task description with `{goal}`, the inputs (`{name}`) and field references filled
+//! in, the goal itself, the expected output (goal and inputs filled), then each context task's output under a heading naming the task and its agent.
 
 use crate::spec::{AgentSpec, TaskSpec};
 use std::fmt::Write as _;
@@ -98,17 +98,31 @@ pub type OutputLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn user_message(
     task: &TaskSpec,
     goal: &str,
+    inputs: &crate::inputs::InputValues,
     context: &[ContextOutput<'_>],
     outputs: OutputLookup<'_>,
 ) -> String {
     let mut out = String::new();
-    let description = crate::structured::fill(&task.description, goal, outputs);
+    let values = crate::structured::Values {
+        goal,
+        inputs,
+        output: outputs,
+    };
+    let description = crate::structured::fill(&task.description, &values);
     if !description.trim().is_empty() {
         let _ = writeln!(out, "{}", description.trim());
         out.push('\n');
     }
     let _ = writeln!(out, "Goal: {goal}");
     if let Some(expected) = &task.expected_output {
+        // The goal and the inputs; another task's output is not an expectation.
+        let expected = crate::structured::fill(
+            expected,
+            &crate::structured::Values {
+                output: &|_| None,
+                ..values
+            },
+        );
         let _ = writeln!(out, "\nExpected output: {expected}");
     }
     for item in context {
@@ -134,6 +148,7 @@ pub fn chat_request(
     task: &TaskSpec,
     settings: &crate::settings::TaskSettings,
     goal: &str,
+    inputs: &crate::inputs::InputValues,
     context: &[ContextOutput<'_>],
     outputs: OutputLookup<'_>,
 ) -> crate::provider::ChatRequest {
@@ -146,7 +161,7 @@ pub fn chat_request(
     let mut request = crate::provider::ChatRequest::new(
         model.model.clone(),
         system,
-        user_message(task, goal, context, outputs),
+        user_message(task, goal, inputs, context, outputs),
     );
     request.response_format =
         settings

@@ -21,15 +21,32 @@ pub enum Source {
     Task,
     File,
     Flag,
+    /// A config file (`super.toml`, the user's config); `super config show` says which.
+    Config,
     Default,
 }
 
 impl Source {
+    /// `task`, `file`, `flag` or `default`, for JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Task => "task",
+            Source::File => "file",
+            Source::Flag => "flag",
+            Source::Config => "config",
+            Source::Default => "default",
+        }
+    }
+
     pub fn describe(self, task_key: &str, file_key: &str, flag: &str) -> String {
         match self {
             Source::Task => format!("the task's `{task_key}`"),
             Source::File => format!("the file's `{file_key}`"),
             Source::Flag => format!("`{flag}`"),
+            Source::Config => format!(
+                "the config's `{}` (`super config show`)",
+                flag.trim_start_matches('-').replace('-', "_")
+            ),
             Source::Default => "the default".to_string(),
         }
     }
@@ -116,11 +133,17 @@ pub struct RunSettings {
     pub checkpoint_interval: Duration,
     /// By task index.
     pub tasks: Vec<TaskSettings>,
+    /// The config files' values (`key`, value as TOML, `file:line:col`), for the dry run.
+    pub config: Vec<(&'static str, String, String)>,
 }
 
 /// A task's settings: its `timeout_seconds`, else the file's `task_timeout_seconds`, else
-/// `--timeout`, else 300 s; its `retry_count`, else the retry strategy's default.
-pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -> TaskSettings {
+/// `--timeout` (or the config's `timeout`, whose source says so), else 300 s; its `retry_count`, else the retry strategy's default.
+pub fn task_settings(
+    loaded: &Loaded,
+    index: usize,
+    timeout_flag: Option<(u64, Source)>,
+) -> TaskSettings {
     let task = &loaded.spec.tasks[index];
     let execution = &loaded.spec.execution;
     let (timeout, timeout_source) = match (
@@ -130,7 +153,7 @@ pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -
     ) {
         (Some(s), _, _) => (Duration::from_secs(s), Source::Task),
         (None, Some(s), _) => (Duration::from_secs(s), Source::File),
-        (None, None, Some(s)) => (Duration::from_secs(s), Source::Flag),
+        (None, None, Some((s, source))) => (Duration::from_secs(s), source),
         (None, None, None) => (DEFAULT_TASK_TIMEOUT, Source::Default),
     };
     let (retries, attempts_source) = match task.retry_count {
@@ -149,13 +172,27 @@ pub fn task_settings(loaded: &Loaded, index: usize, timeout_flag: Option<u64>) -
     }
 }
 
-pub fn budget(file: &BudgetSpec, flags: &BudgetFlags) -> BudgetSpec {
+/// Each budget: its flag, else the file's `execution.budget`, else the config's `[budget]`
+/// (`defaults`).
+pub fn budget(file: &BudgetSpec, flags: &BudgetFlags, defaults: &BudgetFlags) -> BudgetSpec {
     BudgetSpec {
-        max_tokens: flags.max_tokens.or(file.max_tokens),
-        max_cost_usd: flags.max_cost_usd.or(file.max_cost_usd),
-        max_llm_calls: flags.max_llm_calls.or(file.max_llm_calls),
-        max_wall_seconds: flags.max_wall_seconds.or(file.max_wall_seconds),
-        max_tool_calls: flags.max_tool_calls.or(file.max_tool_calls),
+        max_tokens: flags.max_tokens.or(file.max_tokens).or(defaults.max_tokens),
+        max_cost_usd: flags
+            .max_cost_usd
+            .or(file.max_cost_usd)
+            .or(defaults.max_cost_usd),
+        max_llm_calls: flags
+            .max_llm_calls
+            .or(file.max_llm_calls)
+            .or(defaults.max_llm_calls),
+        max_wall_seconds: flags
+            .max_wall_seconds
+            .or(file.max_wall_seconds)
+            .or(defaults.max_wall_seconds),
+        max_tool_calls: flags
+            .max_tool_calls
+            .or(file.max_tool_calls)
+            .or(defaults.max_tool_calls),
     }
 }
 
@@ -186,7 +223,7 @@ pub fn describe_budget(budget: &BudgetSpec) -> String {
 
 impl RunSettings {
     /// The settings of every task of `loaded`.
-    pub fn tasks_of(loaded: &Loaded, timeout_flag: Option<u64>) -> Vec<TaskSettings> {
+    pub fn tasks_of(loaded: &Loaded, timeout_flag: Option<(u64, Source)>) -> Vec<TaskSettings> {
         (0..loaded.spec.tasks.len())
             .map(|i| task_settings(loaded, i, timeout_flag))
             .collect()
@@ -211,10 +248,15 @@ mod tests {
                 max_wall_seconds: Some(1.5),
                 ..BudgetFlags::default()
             },
+            &BudgetFlags {
+                max_tokens: Some(5),
+                max_cost_usd: Some(0.5),
+                ..BudgetFlags::default()
+            },
         );
         assert_eq!(
             describe_budget(&budget),
-            "at most 2 LLM calls, 100 tokens, 1.5 s of wall time"
+            "at most 2 LLM calls, 100 tokens, $0.50, 1.5 s of wall time"
         );
     }
 }

@@ -34,6 +34,18 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
         }
     );
     let _ = writeln!(out, "🎯 Goal: {}", settings.goal);
+    if !settings.config.is_empty() {
+        let shown: Vec<String> = settings
+            .config
+            .iter()
+            .map(|(key, value, at)| format!("{key} = {value} ({at})"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "⚙️  Config (defaults below flags and the orchestra file): {}",
+            shown.join(", ")
+        );
+    }
     if let (crate::spec::Strategy::Hierarchical, Some(manager)) = (plan.strategy, &loaded.manager) {
         let limits = &loaded.spec.execution.manager;
         let who = manager.agent.as_ref().map_or_else(
@@ -65,8 +77,14 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
             loaded.spec.replicas.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
         );
     }
-    let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
-    let name_of = |j: usize| (tasks[j].name.to_string(), tasks[j].agent.to_string());
+    if !loaded.inputs.is_empty() {
+        let shown: Vec<String> = loaded
+            .inputs
+            .iter()
+            .map(|(name, value)| format!("{name} = {value:?}"))
+            .collect();
+        let _ = writeln!(out, "📥 Inputs: {}", shown.join(", "));
+    }
     let mut total_in = 0u64;
     let mut total_out = 0u64;
     let mut total_cost = 0.0;
@@ -107,38 +125,12 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     .iter()
                     .map(|&j| tasks[j].name.as_str())
                     .collect();
-                let request = build_request(
-                    loaded,
-                    task,
-                    task_settings,
-                    &plan.context[i],
-                    &name_of,
-                    &settings.goal,
-                    &outputs,
-                );
-                let counted = match (model.endpoint.protocol, counter) {
-                    (Protocol::Local, Some(counter)) => counter.count(&request),
-                    _ => None,
-                };
-                let own = counted.unwrap_or_else(|| request.estimated_input_tokens());
-                let context_tokens: u64 = plan.context[i]
-                    .iter()
-                    .map(|&j| {
-                        settings.tasks[j]
-                            .model
-                            .max_tokens
-                            .unwrap_or(ASSUMED_OUTPUT_TOKENS)
-                    })
-                    .sum();
-                let input = own + context_tokens;
-                let output = model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
-                let cost = pricing.cost(
-                    model,
-                    Usage {
-                        input_tokens: input,
-                        output_tokens: output,
-                    },
-                );
+                let TaskEstimate {
+                    input,
+                    output,
+                    cost,
+                    counted,
+                } = estimate(loaded, settings, i, counter);
                 any_unknown_price |= !pricing.is_known(model);
                 total_in += input;
                 total_out += output;
@@ -216,7 +208,7 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     out,
                     "     estimate: {} prompt tokens ({}), up to {output} out, ${cost:.4}",
                     input,
-                    if counted.is_some() {
+                    if counted {
                         "counted with the model's tokenizer"
                     } else {
                         "estimated"
@@ -225,24 +217,13 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
             }
         }
     }
-    if let (crate::spec::Strategy::Hierarchical, Some(manager)) = (plan.strategy, &loaded.manager) {
-        // The manager: one plan, a review per task per round, one synthesis; each review reads
-        // one output, the synthesis all of them.
-        let n = tasks.len() as u64;
-        let rounds = u64::from(loaded.spec.execution.manager.max_review_rounds);
-        let reviews = if rounds == 0 { 0 } else { n * (rounds + 1) };
-        let per_output = manager.model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
-        let input = (300 + 60 * n)
-            + reviews * (200 + ASSUMED_OUTPUT_TOKENS)
-            + (100 + n * ASSUMED_OUTPUT_TOKENS);
-        let output = (2 + reviews) * per_output;
-        let cost = pricing.cost(
-            &manager.model,
-            Usage {
-                input_tokens: input,
-                output_tokens: output,
-            },
-        );
+    if let Some(ManagerEstimate {
+        reviews,
+        input,
+        output,
+        cost,
+    }) = manager_estimate(loaded, settings)
+    {
         total_in += input;
         total_out += output;
         total_cost += cost;
@@ -271,4 +252,247 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
     );
     let _ = writeln!(out, "✅ The orchestra is valid. No call was made.");
     out
+}
+
+/// A task's estimated prompt and output tokens and cost.
+struct TaskEstimate {
+    input: u64,
+    output: u64,
+    cost: f64,
+    /// Counted with the model's own tokenizer (else estimated from the text's length).
+    counted: bool,
+}
+
+/// Task `i`'s prompt as built for the run (context outputs not yet known: each assumed at
+/// its model's `max_tokens`), counted or estimated, with its cost.
+fn estimate(
+    loaded: &Loaded,
+    settings: &RunSettings,
+    i: usize,
+    counter: Option<&PromptCounter>,
+) -> TaskEstimate {
+    let tasks = &loaded.spec.tasks;
+    let plan = &loaded.plan;
+    let task_settings = &settings.tasks[i];
+    let model = &task_settings.model;
+    let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
+    let name_of = |j: usize| (tasks[j].name.to_string(), tasks[j].agent.to_string());
+    let request = build_request(
+        loaded,
+        &tasks[i],
+        task_settings,
+        &plan.context[i],
+        &name_of,
+        &settings.goal,
+        &outputs,
+    );
+    let counted = match (model.endpoint.protocol, counter) {
+        (Protocol::Local, Some(counter)) => counter.count(&request),
+        _ => None,
+    };
+    let own = counted.unwrap_or_else(|| request.estimated_input_tokens());
+    let context_tokens: u64 = plan.context[i]
+        .iter()
+        .map(|&j| {
+            settings.tasks[j]
+                .model
+                .max_tokens
+                .unwrap_or(ASSUMED_OUTPUT_TOKENS)
+        })
+        .sum();
+    let input = own + context_tokens;
+    let output = model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
+    let cost = settings.pricing.cost(
+        model,
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+        },
+    );
+    TaskEstimate {
+        input,
+        output,
+        cost,
+        counted: counted.is_some(),
+    }
+}
+
+/// The hierarchical manager's calls: one plan, a review per task per round, one synthesis;
+/// each review reads one output, the synthesis all of them.
+struct ManagerEstimate {
+    reviews: u64,
+    input: u64,
+    output: u64,
+    cost: f64,
+}
+
+fn manager_estimate(loaded: &Loaded, settings: &RunSettings) -> Option<ManagerEstimate> {
+    let manager = match (loaded.plan.strategy, &loaded.manager) {
+        (crate::spec::Strategy::Hierarchical, Some(manager)) => manager,
+        _ => return None,
+    };
+    let n = loaded.spec.tasks.len() as u64;
+    let rounds = u64::from(loaded.spec.execution.manager.max_review_rounds);
+    let reviews = if rounds == 0 { 0 } else { n * (rounds + 1) };
+    let per_output = manager.model.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
+    let input = (300 + 60 * n)
+        + reviews * (200 + ASSUMED_OUTPUT_TOKENS)
+        + (100 + n * ASSUMED_OUTPUT_TOKENS);
+    let output = (2 + reviews) * per_output;
+    let cost = settings.pricing.cost(
+        &manager.model,
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+        },
+    );
+    Some(ManagerEstimate {
+        reviews,
+        input,
+        output,
+        cost,
+    })
+}
+
+/// The dry run as one JSON object (`--dry-run --json`): what `render` says in words, as data.
+/// `docs/events.md` documents every field.
+pub fn plan_json(
+    loaded: &Loaded,
+    settings: &RunSettings,
+    counter: Option<&PromptCounter>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let plan = &loaded.plan;
+    let tasks = &loaded.spec.tasks;
+    let pricing = &settings.pricing;
+    let mut wave_of = vec![0usize; tasks.len()];
+    for (w, wave) in plan.waves.iter().enumerate() {
+        for &i in wave {
+            wave_of[i] = w + 1;
+        }
+    }
+    let mut total_in = 0u64;
+    let mut total_out = 0u64;
+    let mut total_cost = 0.0;
+    let mut unknown_prices = false;
+    let mut listed = Vec::new();
+    let mut number = 0;
+    for (p, _) in plan.phases.iter().enumerate() {
+        for wave in &plan.waves {
+            for &i in wave.iter().filter(|&&i| plan.phase_of[i] == p) {
+                number += 1;
+                let task = &tasks[i];
+                let task_settings = &settings.tasks[i];
+                let model = &task_settings.model;
+                let e = estimate(loaded, settings, i, counter);
+                unknown_prices |= !pricing.is_known(model);
+                total_in += e.input;
+                total_out += e.output;
+                total_cost += e.cost;
+                let tools = loaded.agents.get(&task.agent).and_then(|agent| {
+                    let tools = crate::tools::resolve_task_tools(agent, &loaded.spec, task);
+                    (!tools.is_empty()).then(|| {
+                        json!({
+                            "summary": tools.summary(),
+                            "max_iterations": tools.settings.max_iterations,
+                            "max_tool_calls": tools.settings.max_tool_calls,
+                        })
+                    })
+                });
+                let schema = task_settings.output_schema.as_ref().map(|schema| {
+                    json!({
+                        "origin": schema.origin,
+                        "enforcement": model.endpoint.protocol.schema_enforcement(),
+                        "schema": schema.schema,
+                    })
+                });
+                listed.push(json!({
+                    "number": number,
+                    "name": task.name.as_str(),
+                    "agent": task.agent.as_str(),
+                    "priority": task.priority.as_str(),
+                    "phase": p + 1,
+                    "wave": wave_of[i],
+                    "depends_on": plan.deps[i].iter().map(|&j| tasks[j].name.as_str()).collect::<Vec<_>>(),
+                    "provider": model.endpoint.provider,
+                    "model": model.model,
+                    "timeout_seconds": task_settings.timeout.as_secs(),
+                    "timeout_source": task_settings.timeout_source.as_str(),
+                    "attempts": task_settings.attempts,
+                    "attempts_source": task_settings.attempts_source.as_str(),
+                    "retry_strategy": task_settings.retry.as_str(),
+                    "tools": tools,
+                    "output_schema": schema,
+                    "estimate": {
+                        "prompt_tokens": e.input,
+                        "prompt_tokens_counted": e.counted,
+                        "max_output_tokens": e.output,
+                        "cost_usd": e.cost,
+                    },
+                }));
+            }
+        }
+    }
+    let manager = loaded
+        .manager
+        .as_ref()
+        .filter(|_| plan.strategy == crate::spec::Strategy::Hierarchical)
+        .map(|manager| {
+            let limits = &loaded.spec.execution.manager;
+            let estimate = manager_estimate(loaded, settings);
+            if let Some(e) = &estimate {
+                total_in += e.input;
+                total_out += e.output;
+                total_cost += e.cost;
+            }
+            json!({
+                "agent": manager.agent.as_ref().map(|a| a.name.to_string()),
+                "provider": manager.model.endpoint.provider,
+                "model": manager.model.model,
+                "max_delegations": limits.max_delegations.unwrap_or(2 * tasks.len().max(1) as u64),
+                "max_review_rounds": limits.max_review_rounds,
+                "allow_new_tasks": limits.allow_new_tasks,
+                "estimate": estimate.map(|e| json!({
+                    "calls": 2 + e.reviews,
+                    "prompt_tokens": e.input,
+                    "max_output_tokens": e.output,
+                    "cost_usd": e.cost,
+                })),
+            })
+        });
+    let budget = &settings.budget;
+    json!({
+        "orchestra": loaded.spec.id.as_str(),
+        "name": loaded.spec.name,
+        "valid": true,
+        "goal": settings.goal,
+        "inputs": loaded.inputs,
+        "config": settings.config.iter().map(|(key, value, at)| json!({"key": key, "value": value, "origin": at})).collect::<Vec<_>>(),
+        "strategy": plan.strategy.as_str(),
+        "phases": plan.phases.iter().map(|phase| json!({
+            "name": phase.name,
+            "strategy": phase.strategy.as_str(),
+            "concurrency": phase.concurrency,
+        })).collect::<Vec<_>>(),
+        "manager": manager,
+        "tasks": listed,
+        "estimate": {
+            "prompt_tokens": total_in,
+            "max_output_tokens": total_out,
+            "cost_usd": total_cost,
+            "unknown_prices": unknown_prices,
+        },
+        "budget": {
+            "max_tokens": budget.max_tokens,
+            "max_cost_usd": budget.max_cost_usd,
+            "max_llm_calls": budget.max_llm_calls,
+            "max_wall_seconds": budget.max_wall_seconds,
+            "max_tool_calls": budget.max_tool_calls,
+        },
+        "limits": {
+            "max_server_wait_seconds": settings.limits.max_server_wait.as_secs(),
+            "max_reply_bytes": settings.limits.max_reply_bytes,
+            "retry_base_ms": settings.limits.retry_base.as_millis() as u64,
+        },
+    })
 }

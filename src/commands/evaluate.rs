@@ -317,7 +317,7 @@ async fn ask(
             schema: schema.schema.clone(),
         });
     }
-    let key = task_key(model, &request, None, &[]);
+    let key = task_key(model, &request, None, &[], &Default::default());
     if !run.args.no_cache {
         if let Some(entry) = run.cache.get(&key) {
             return Ok(Reply {

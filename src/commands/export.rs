@@ -26,6 +26,10 @@ pub fn export(context: &Context, args: &ExportArgs) -> Outcome {
     };
     let options = LoadOptions {
         strict: args.strict,
+        inputs: super::given::inputs(context, &args.inputs)?,
+        // A Job has no parameters: every input needs its value now. A Workflow's inputs
+        // without one become parameters given at submit time.
+        require_inputs: args.target == ExportTargetArg::Job,
         ..LoadOptions::default()
     };
     // Keys are read by the pods from the secret, never here.

@@ -12,6 +12,7 @@ macro_rules! shown {
 }
 
 pub(crate) mod agent;
+pub(crate) mod config;
 pub(crate) mod create;
 pub(crate) mod doctor;
 pub(crate) mod dry_run;
@@ -19,6 +20,7 @@ pub(crate) mod evaluate;
 pub(crate) mod export;
 pub(crate) mod graph_ascii;
 pub(crate) mod history;
+pub(crate) mod given;
 pub(crate) mod init;
 pub(crate) mod model;
 pub(crate) mod orchestra;
@@ -203,6 +205,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Agent(command) => agent::agent(&context, command),
         Command::Model(command) => model::model(command),
         Command::Init(args) => init::init(&args),
+        Command::Config(command) => config::config(&context, &command),
         Command::Doctor => doctor::doctor(&context),
         Command::Version(_) => version::version(),
         Command::Completions { shell, .. } => crate::completion::registration(shell),

@@ -153,12 +153,19 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 pub fn validate(context: &Context, args: &ValidateArgs) -> Outcome {
+    let given = super::given::inputs(context, &args.inputs)?;
     let (path, project) = context.orchestra(&args.orchestra)?;
+    let config = super::run::load_config(context, project.as_ref())?;
     let options = LoadOptions {
+        defaults: config.model_defaults(),
         strict: args.strict,
         check_environment: true,
         model_download_offered: false,
         overrides: args.model.overrides(),
+        // With no `--var`, an input without a default is a warning naming `--var`; given
+        // inputs are checked as a run would check them.
+        require_inputs: !given.is_empty(),
+        inputs: given,
         ..LoadOptions::default()
     };
     let result = load_orchestra(project.as_ref(), &path, &options, &env_lookup);

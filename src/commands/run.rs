@@ -8,6 +8,7 @@ use super::{
     EXIT_TERMINATED, EXIT_USAGE,
 };
 use crate::cli::{RunArgs, StrategyArg};
+use crate::config::{Config, OutputMode};
 use crate::exec::budget::PriceTable;
 use crate::exec::{execute, Interrupt, RunEvent, RunInputs};
 use crate::load::{load_orchestra, LoadOptions, Loaded};
@@ -15,7 +16,7 @@ use crate::plan::PlanOptions;
 use crate::provider::record::{RecordFile, Replayer};
 use crate::provider::{CallMode, ModelOverrides, Providers};
 use crate::report::{human::HumanReporter, json::JsonReporter, Reporter};
-use crate::settings::{BudgetFlags, CallLimits, Reuse, RunSettings};
+use crate::settings::{BudgetFlags, CallLimits, Reuse, RunSettings, Source};
 use crate::spec::Strategy;
 use crate::workspace::{Manifest, RunStatus, Workspace, WorkspaceLock, WriteError};
 use std::sync::Arc;
@@ -59,10 +60,15 @@ pub(crate) fn task_index(loaded: &Loaded, flag: &str, name: &str) -> Result<usiz
 }
 
 /// Everything the run needs from the arguments, the environment and the file, resolved once.
-pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure> {
+pub fn settings(
+    args: &RunArgs,
+    loaded: &Loaded,
+    goal: &str,
+    config: &Config,
+) -> Result<RunSettings, Failure> {
     Ok(resolve_settings(
         loaded,
-        &args.goal,
+        goal,
         reuse(args, loaded)?,
         args.keep_going,
         &BudgetFlags {
@@ -73,6 +79,7 @@ pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<RunSettings, Failure>
             max_tool_calls: args.max_tool_calls,
         },
         args.timeout,
+        config,
     ))
 }
 
@@ -84,17 +91,51 @@ pub(crate) fn resolve_settings(
     keep_going: bool,
     flags: &BudgetFlags,
     timeout: Option<u64>,
+    config: &Config,
 ) -> RunSettings {
+    let value = |s: &Option<crate::config::Setting<u64>>| s.as_ref().map(|s| s.value);
+    let number = |s: &Option<crate::config::Setting<f64>>| s.as_ref().map(|s| s.value);
+    let defaults = BudgetFlags {
+        max_tokens: value(&config.max_tokens),
+        max_cost_usd: number(&config.max_cost_usd),
+        max_llm_calls: value(&config.max_llm_calls),
+        max_wall_seconds: number(&config.max_wall_seconds),
+        max_tool_calls: value(&config.max_tool_calls),
+    };
+    let timeout = timeout
+        .map(|s| (s, Source::Flag))
+        .or_else(|| config.timeout.as_ref().map(|s| (s.value, Source::Config)));
     RunSettings {
         goal: goal.trim().to_string(),
         reuse,
         keep_going,
-        budget: crate::settings::budget(&loaded.spec.execution.budget, flags),
+        budget: crate::settings::budget(&loaded.spec.execution.budget, flags, &defaults),
         pricing: PriceTable::new(loaded.spec.pricing.clone()),
         limits: CallLimits::from_env(&env_lookup),
         checkpoint_interval: crate::settings::CHECKPOINT_INTERVAL,
         tasks: RunSettings::tasks_of(loaded, timeout),
+        config: config
+            .entries()
+            .into_iter()
+            .map(|(key, value, origin)| (key, value, origin.position()))
+            .collect(),
     }
+}
+
+/// The config files around `project` (and the user's). Their warnings are printed; an error
+/// ends the command (exit 2) after printing every problem.
+pub(crate) fn load_config(
+    context: &Context,
+    project: Option<&crate::project::Project>,
+) -> Result<Config, Failure> {
+    let mut diags = crate::diag::Diagnostics::default();
+    let config = Config::load(project.map(|p| p.root.as_path()), &env_lookup, &mut diags);
+    context.print_diagnostics(&diags);
+    if diags.has_errors() {
+        return Err(Failure::usage("a config file is invalid; nothing was run")
+            .hint("fix it, or see what is read with `super config show`"));
+    }
+    Ok(config)
 }
 
 /// The workspace: `--workspace`, else the file's `workspace.path` relative to the project root
@@ -124,11 +165,24 @@ pub(crate) fn workspace_of(
 }
 
 pub fn run(context: &Context, args: &RunArgs) -> Outcome {
-    if args.goal.trim().is_empty() {
-        return Err(Failure::usage("the goal is empty")
-            .hint("pass `--goal \"what the orchestra should achieve\"`"));
-    }
+    let goal = super::given::goal(&args.goal)?;
+    let given = super::given::inputs(context, &args.inputs)?;
     let (path, project) = context.orchestra(&args.orchestra)?;
+    let config = load_config(context, project.as_ref())?;
+    // The config's `output` applies when no flag chooses how the run reports.
+    let mode_flag = args.json || args.verbose || args.quiet || args.print;
+    let mode = config
+        .output
+        .as_ref()
+        .map(|s| s.value)
+        .filter(|_| !mode_flag);
+    let args = &RunArgs {
+        json: args.json || mode == Some(OutputMode::Json),
+        verbose: args.verbose || mode == Some(OutputMode::Verbose),
+        quiet: args.quiet || mode == Some(OutputMode::Quiet),
+        threads: args.threads.or(config.threads.as_ref().map(|s| s.value)),
+        ..args.clone()
+    };
     let options = LoadOptions {
         strict: args.strict,
         plan: PlanOptions {
@@ -142,14 +196,16 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         // A replayed run needs neither keys nor a model: nothing is called.
         check_environment: args.replay.is_none(),
         model_download_offered: !args.dry_run,
+        inputs: given,
+        require_inputs: true,
+        defaults: config.model_defaults(),
     };
     let loaded = match load_orchestra(project.as_ref(), &path, &options, &env_lookup) {
         Ok(loaded) => loaded,
         Err(diags) => {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "invalid", "diagnostics": diags.to_json()})
+                JsonReporter::new(None).emit(
+                    serde_json::json!({"event": "invalid", "orchestra": crate::source::display_path(&path), "diagnostics": diags.to_json()}),
                 );
             } else {
                 context.print_diagnostics(&diags);
@@ -187,7 +243,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         return Err(Failure::usage(format!("orchestra `{}` has no tasks; nothing to run", loaded.spec.id))
             .hint("pull agents with `super agent pull NAME` and recreate it with `super orchestra create --force`"));
     }
-    let settings = settings(args, &loaded)?;
+    let settings = settings(args, &loaded, &goal, &config)?;
     set_threads(args.threads);
 
     if args.dry_run {
@@ -199,14 +255,16 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         let counter = uses_local
             .then(crate::provider::local::PromptCounter::load)
             .flatten();
-        let text = super::dry_run::render(&loaded, &settings, counter.as_ref());
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"event": "dry_run", "orchestra": loaded.spec.id.to_string(), "valid": true, "plan": text})
-            );
+            let mut event = super::dry_run::plan_json(&loaded, &settings, counter.as_ref());
+            event["event"] = serde_json::json!("dry_run");
+            event["warnings"] = serde_json::json!(loaded.warnings.to_json());
+            JsonReporter::new(None).emit(event);
         } else {
-            print!("{text}");
+            print!(
+                "{}",
+                super::dry_run::render(&loaded, &settings, counter.as_ref())
+            );
         }
         return Ok(EXIT_OK);
     }
@@ -254,8 +312,9 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         crate::redact::Redactor::for_models(&loaded.models),
     )
     .map_err(Failure::refused)?;
+    let run_id = crate::exec::ids::run_id();
     let mut reporter = if args.json {
-        Reporter::Json(JsonReporter::default())
+        Reporter::Json(JsonReporter::new(Some(run_id.clone())))
     } else {
         // Bars only on a terminal, and not with --quiet or --verbose (whose tokens stream);
         // NO_COLOR keeps them (it is about colour, and the bars have none).
@@ -303,7 +362,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         settings: &settings,
         workspace: &workspace,
         provider_for: &provider_for,
-        run_id: crate::exec::ids::run_id(),
+        run_id,
         archived_previous: archived,
         mcp: mcp.as_ref(),
         replay: replayer.clone(),

@@ -42,14 +42,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
-    if args.goal.trim().is_empty() {
-        return Err(Failure::usage("the goal is empty")
-            .hint("pass `--goal \"what the orchestra should achieve\"`"));
-    }
+    let goal = super::given::goal(&args.goal)?;
+    let given = super::given::inputs(context, &args.inputs)?;
     check_run_id(&args.run_id)?;
+    let (_, project) = context.orchestra(&args.orchestra)?;
+    let config = super::run::load_config(context, project.as_ref())?;
     let options = LoadOptions {
         strict: args.strict,
         check_environment: true,
+        inputs: given,
+        require_inputs: true,
+        defaults: config.model_defaults(),
         ..LoadOptions::default()
     };
     let opened = open(
@@ -65,14 +68,15 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     };
     let index = task_index(&loaded, "--task", &args.task)?;
     let task = &loaded.spec.tasks[index];
-    set_threads(args.threads);
+    set_threads(args.threads.or(config.threads.as_ref().map(|s| s.value)));
     let settings = resolve_settings(
         &loaded,
-        &args.goal,
+        &goal,
         Reuse::Off,
         false,
         &BudgetFlags::default(),
         None,
+        &config,
     );
     // One attempt per process: the engine retries (the exported retryStrategy has the task's
     // retry count and backoff), and a retry inside the pod would multiply them.
@@ -276,6 +280,7 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     let task_file = TaskFile {
         run_id: args.run_id.clone(),
         goal: settings.goal.clone(),
+        inputs: loaded.inputs.clone(),
         record: outcome.record.clone(),
     };
     let record_written = serde_json::to_vec_pretty(&task_file)
@@ -532,6 +537,7 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
 
     let tasks = &loaded.spec.tasks;
     let mut goal: Option<String> = None;
+    let mut inputs: Option<crate::inputs::InputValues> = None;
     let mut outputs: Vec<Option<Arc<str>>> = vec![None; tasks.len()];
     let mut records: Vec<TaskRecord> = Vec::with_capacity(tasks.len());
     for (i, task) in tasks.iter().enumerate() {
@@ -540,6 +546,7 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
         let mut record = match read_task_file(&file) {
             Ok(Some(found)) if found.run_id == args.run_id => {
                 goal.get_or_insert(found.goal);
+                inputs.get_or_insert(found.inputs);
                 found.record
             }
             Ok(Some(found)) => not_run(
@@ -587,6 +594,9 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
         &workspace,
         started,
     );
+    if let Some(inputs) = inputs {
+        manifest.inputs = inputs;
+    }
     manifest.tasks = loaded
         .plan
         .order

@@ -18,8 +18,9 @@ pub fn task_key(
     request: &ChatRequest,
     expected_output: Option<&str>,
     context_hashes: &[String],
+    inputs: &crate::inputs::InputValues,
 ) -> String {
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "provider": choice.endpoint.provider,
         "model": request.model,
         "sampling": request.sampling,
@@ -29,6 +30,11 @@ pub fn task_key(
         "expected_output": expected_output,
         "context": context_hashes,
     });
+    // The inputs the task uses (`--var`, `--vars`, defaults): a changed value runs it again.
+    // Absent when it uses none, so the keys of tasks without inputs stay as they were.
+    if !inputs.is_empty() {
+        canonical["inputs"] = serde_json::json!(inputs);
+    }
     sha256_hex(canonical.to_string().as_bytes())
 }
 

@@ -116,6 +116,7 @@ pub(crate) fn new_manifest(
         schema_version: MANIFEST_SCHEMA_VERSION,
         run_id: run_id.to_string(),
         goal: goal.to_string(),
+        inputs: loaded.inputs.clone(),
         orchestra: crate::workspace::manifest::OrchestraRef {
             id: loaded.spec.id.to_string(),
             name: loaded.spec.name.clone(),
@@ -180,12 +181,20 @@ pub fn build_request(
         outputs.get(index)?.as_deref().map(str::to_string)
     };
     match loaded.agents.get(&task.agent) {
-        Some(agent) => prompt::chat_request(agent, task, settings, goal, &context, &by_name),
+        Some(agent) => prompt::chat_request(
+            agent,
+            task,
+            settings,
+            goal,
+            &loaded.inputs,
+            &context,
+            &by_name,
+        ),
         // Agents are checked at load time and for added tasks; this is only a safe fallback.
         None => crate::provider::ChatRequest::new(
             settings.model.model.clone(),
             String::new(),
-            prompt::user_message(task, goal, &context, &by_name),
+            prompt::user_message(task, goal, &loaded.inputs, &context, &by_name),
         ),
     }
 }
@@ -251,6 +260,7 @@ pub(crate) fn prepare(
         &request,
         inputs.task.expected_output.as_deref(),
         &context_hashes,
+        &crate::inputs::values_used(&inputs.loaded.spec, inputs.task, &inputs.loaded.inputs),
     );
     Prepared {
         request,
@@ -693,6 +703,7 @@ pub async fn execute(
         run_id: inputs.run_id.clone(),
         orchestra: loaded.spec.id.to_string(),
         goal: settings.goal.clone(),
+        inputs: loaded.inputs.clone(),
         workspace: workspace.root.clone(),
         strategy: plan.strategy.as_str().to_string(),
         tasks: plan

@@ -20,6 +20,8 @@ pub enum RunEvent {
         run_id: String,
         orchestra: String,
         goal: String,
+        /// The value of each input (`--var`, `--vars`, defaults), by name.
+        inputs: std::collections::BTreeMap<String, String>,
         workspace: PathBuf,
         strategy: String,
         /// Tasks in plan order.
@@ -64,7 +66,9 @@ pub enum RunEvent {
         duration_ms: u64,
         ok: bool,
     },
+    /// Flat in JSON, as its siblings: the task's record's fields beside `event`.
     TaskFinished {
+        #[serde(flatten)]
         record: TaskRecord,
     },
     TaskSkipped {

@@ -54,6 +54,8 @@ pub(crate) struct Hierarchy {
     cache: TaskCache,
     reuse: Reuse,
     goal: String,
+    /// The run's inputs, filled into the descriptions the manager reads.
+    inputs: crate::inputs::InputValues,
     max_delegations: u64,
     max_review_rounds: u32,
     allow_new_tasks: bool,
@@ -104,6 +106,7 @@ impl Hierarchy {
             cache: TaskCache::new(&workspace.path(crate::workspace::files::CACHE)),
             reuse: settings.reuse,
             goal: settings.goal.clone(),
+            inputs: loaded.inputs.clone(),
             max_delegations: manager.max_delegations.unwrap_or(2 * tasks.max(1)),
             max_review_rounds: manager.max_review_rounds,
             allow_new_tasks: manager.allow_new_tasks,
@@ -264,10 +267,10 @@ impl Hierarchy {
             self.goal,
             task.name,
             task.agent,
-            task.description,
+            self.filled(&task.description),
             task.expected_output
                 .as_deref()
-                .map(|e| format!("Expected output: {e}\n"))
+                .map(|e| format!("Expected output: {}\n", self.filled(e)))
                 .unwrap_or_default(),
             output.trim_end()
         );
@@ -559,15 +562,30 @@ impl Hierarchy {
         })
     }
 
+    /// A description or expected output as the manager reads it: the goal and the inputs
+    /// filled in, references to other tasks' outputs as written.
+    fn filled(&self, text: &str) -> String {
+        crate::structured::fill(
+            text,
+            &crate::structured::Values {
+                goal: &self.goal,
+                inputs: &self.inputs,
+                output: &|_| None,
+            },
+        )
+    }
+
     fn plan_prompt(&self, loaded: &Loaded) -> String {
         let mut text = format!("Goal: {}\n\n## The declared tasks\n", self.goal);
         for task in &loaded.spec.tasks {
             text.push_str(&format!(
                 "\n- `{}` (agent `{}`): {}",
-                task.name, task.agent, task.description
+                task.name,
+                task.agent,
+                self.filled(&task.description)
             ));
             if let Some(expected) = &task.expected_output {
-                text.push_str(&format!(" Expected output: {expected}."));
+                text.push_str(&format!(" Expected output: {}.", self.filled(expected)));
             }
             if !task.context.is_empty() {
                 let names: Vec<&str> = task.context.iter().map(|c| c.name.as_str()).collect();
@@ -822,6 +840,7 @@ impl Hierarchy {
                 schemas,
                 manager: loaded.manager.clone(),
                 agent_models: loaded.agent_models.clone(),
+                inputs: loaded.inputs.clone(),
                 warnings: Default::default(),
             },
             settings: task_settings,

@@ -50,6 +50,7 @@ fn loaded(orchestra: &str) -> Loaded {
         spec,
         agents,
         plan,
+        inputs: Default::default(),
         warnings: diags,
     }
 }
@@ -83,6 +84,7 @@ fn settings(loaded: &Loaded, budget: BudgetSpec) -> RunSettings {
         },
         checkpoint_interval: Duration::from_millis(200),
         tasks: RunSettings::tasks_of(loaded, None),
+        config: Vec::new(),
     }
 }
 

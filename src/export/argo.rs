@@ -55,6 +55,19 @@ pub(crate) fn workflow(input: &ArgoInput<'_>) -> Value {
     if let Some(value) = &settings.goal {
         goal["value"] = json!(value);
     }
+    // One parameter per input, its value the given one or the declared default (none: it must
+    // be given at submit time, `argo submit -p NAME=...`); every pod passes them as `--var`.
+    let mut parameters = vec![goal];
+    for declared in &loaded.spec.inputs {
+        let mut parameter = json!({"name": declared.name});
+        if let Some(description) = &declared.description {
+            parameter["description"] = json!(description);
+        }
+        if let Some(value) = loaded.inputs.get(&declared.name) {
+            parameter["value"] = json!(value);
+        }
+        parameters.push(parameter);
+    }
 
     let (entrypoint, templates, concurrency) = if loaded.plan.strategy == Strategy::Hierarchical {
         let template = json!({
@@ -62,7 +75,7 @@ pub(crate) fn workflow(input: &ArgoInput<'_>) -> Value {
             "container": pod::container(
                 None,
                 &settings.image,
-                pod::run_args(id, GOAL, &[]),
+                [pod::run_args(id, GOAL, &[]), input_args(loaded)].concat(),
                 &env,
                 loaded.spec.resources.as_ref().and_then(pod::resources),
                 pod::mounts(sub_path(settings)),
@@ -80,7 +93,7 @@ pub(crate) fn workflow(input: &ArgoInput<'_>) -> Value {
     let mut volumes = vec![input.project_volume.clone()];
     let mut spec = json!({
         "entrypoint": entrypoint,
-        "arguments": {"parameters": [goal]},
+        "arguments": {"parameters": parameters},
         "parallelism": concurrency,
         "securityContext": pod::security_context(),
         "podMetadata": {"labels": input.labels},
@@ -129,6 +142,22 @@ pub(crate) fn workflow(input: &ArgoInput<'_>) -> Value {
         "metadata": metadata,
         "spec": spec,
     })
+}
+
+/// `--var NAME={{workflow.parameters.NAME}}` for each input.
+fn input_args(loaded: &Loaded) -> Vec<String> {
+    let pairs: Vec<(String, String)> = loaded
+        .spec
+        .inputs
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                format!("{{{{workflow.parameters.{}}}}}", i.name),
+            )
+        })
+        .collect();
+    pod::var_args(&pairs)
 }
 
 /// With an existing claim, each run works in its own folder of it.
@@ -253,7 +282,11 @@ fn per_task_templates(input: &ArgoInput<'_>, env: &[Value]) -> Vec<Value> {
         template["container"] = pod::container(
             None,
             &settings.image,
-            pod::run_task_args(id, task.name.as_str(), GOAL, RUN_ID),
+            [
+                pod::run_task_args(id, task.name.as_str(), GOAL, RUN_ID),
+                input_args(loaded),
+            ]
+            .concat(),
             env,
             resources.as_ref().and_then(pod::resources),
             pod::mounts(sub_path(settings)),

@@ -71,7 +71,18 @@ pub(crate) fn job(input: &JobInput<'_>) -> Vec<Value> {
     let container = pod::container(
         Some(CONTAINER),
         &settings.image,
-        pod::run_args(loaded.spec.id.as_str(), &goal, &["--resume"]),
+        [
+            pod::run_args(loaded.spec.id.as_str(), &goal, &["--resume"]),
+            // `$$` keeps a `$` of a value as written, as for the goal.
+            pod::var_args(
+                &loaded
+                    .inputs
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.replace('$', "$$")))
+                    .collect::<Vec<_>>(),
+            ),
+        ]
+        .concat(),
         &env,
         loaded.spec.resources.as_ref().and_then(pod::resources),
         pod::mounts(None),

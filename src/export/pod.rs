@@ -25,6 +25,14 @@ pub(crate) fn run_task_args(orchestra: &str, task: &str, goal: &str, run_id: &st
     args
 }
 
+/// `--var NAME=VALUE` for each input, in order.
+pub(crate) fn var_args(inputs: &[(String, String)]) -> Vec<String> {
+    inputs
+        .iter()
+        .flat_map(|(name, value)| ["--var".to_string(), format!("{name}={value}")])
+        .collect()
+}
+
 /// `super orchestra finish ID --run-id R --workspace W --project P`.
 pub(crate) fn finish_args(orchestra: &str, run_id: &str) -> Vec<String> {
     let mut args = vec!["orchestra".to_string(), "finish".into(), orchestra.into()];

@@ -722,3 +722,33 @@ fn a_job_runs_the_whole_orchestra_in_one_pod() {
     let error = export(&fixture.project, &fixture.load("sdlc"), &missing_goal).unwrap_err();
     assert!(error.to_string().contains("needs `--goal`"), "{error}");
 }
+
+#[test]
+fn inputs_become_workflow_parameters_passed_to_every_pod() {
+    let fixture = fixture();
+    fixture.add(
+        "blog",
+        "metadata: {id: blog}\ninputs:\n  topic: {description: What it is about}\n  audience: {default: engineers}\ntasks:\n- {name: write, agent: developer, description: 'Write about {topic} for {audience}.'}\n",
+    );
+    let exported = fixture.export("blog", &argo());
+    let documents = round_trip(&exported.documents);
+    let workflow = find(&documents, "Workflow");
+    let parameters = &workflow["spec"]["arguments"]["parameters"];
+    assert_eq!(parameters[1]["name"], "topic");
+    assert_eq!(parameters[1]["description"], "What it is about");
+    assert!(parameters[1].get("value").is_none(), "given at submit time");
+    assert_eq!(parameters[2]["name"], "audience");
+    assert_eq!(parameters[2]["value"], "engineers");
+    let args: Vec<&str> = template(workflow, "write")["container"]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string"))
+        .collect();
+    let joined = args.join(" ");
+    assert!(
+        joined.contains("--var topic={{workflow.parameters.topic}}")
+            && joined.contains("--var audience={{workflow.parameters.audience}}"),
+        "{joined}"
+    );
+}

@@ -6,6 +6,9 @@ use crate::exec::ids::random_hex;
 use crate::workspace::{Manifest, TaskStatus};
 use serde_json::{json, Value};
 
+/// The version of `metrics.json`'s layout; bumped when a field changes meaning or goes away.
+pub const METRICS_SCHEMA_VERSION: u32 = 1;
+
 pub fn metrics(manifest: &Manifest) -> Value {
     let tasks: Vec<Value> = manifest
         .tasks
@@ -28,6 +31,7 @@ pub fn metrics(manifest: &Manifest) -> Value {
         })
         .collect();
     json!({
+        "schema_version": METRICS_SCHEMA_VERSION,
         "run_id": manifest.run_id,
         "orchestra": manifest.orchestra.id,
         "status": manifest.status.as_str(),

@@ -1,6 +1,8 @@
 //! Reporters: events to what the user sees (human lines and bars, or JSON lines) and the run's
 //! files derived from the manifest (metrics, trace). Plain synchronous code.
 
+#[cfg(test)]
+pub(crate) mod contract_tests;
 pub mod files;
 pub mod human;
 pub mod json;

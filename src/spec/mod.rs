@@ -8,7 +8,7 @@ pub mod tools;
 
 pub use agent::{decode_agent, AgentSpec, AgentTaskSpec, LanguageModelSpec};
 pub use orchestra::{
-    decode_orchestra, BudgetSpec, OrchestraSpec, OutputFormat, Price, Priority, ResourcesSpec,
-    RetryStrategy, Strategy, TaskRef, TaskSpec,
+    decode_orchestra, BudgetSpec, InputSpec, OrchestraSpec, OutputFormat, Price, Priority,
+    ResourcesSpec, RetryStrategy, Strategy, TaskRef, TaskSpec,
 };
 pub use tools::{McpServerSpec, McpTransport, OrchestraToolsSpec, TaskToolsSpec};

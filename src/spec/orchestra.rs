@@ -154,6 +154,8 @@ pub struct TaskSpec {
     pub timeout_seconds: Option<u64>,
     pub retry_count: Option<u32>,
     pub expected_output: Option<String>,
+    /// Where `expected_output` is written, for diagnostics about its placeholders.
+    pub expected_output_loc: Option<Loc>,
     /// The task's `tools:`, narrowing or widening its agent's.
     pub tools: Option<TaskToolsSpec>,
     /// This task's pod resources (an export to Kubernetes), overriding the file's `resources`.
@@ -331,9 +333,28 @@ pub struct OrchestraSpec {
     pub replicas: Option<u64>,
     pub resources: Option<ResourcesSpec>,
     pub pricing: HashMap<String, Price>,
+    /// `inputs:`, the values `{name}` placeholders take (`--var`, `--vars`, a default); at
+    /// load time also the inputs given on the command line that the file does not declare.
+    pub inputs: Vec<InputSpec>,
+}
+
+/// One input: declared under `inputs:` (with its description and default), or only given
+/// (`--var`, `--vars`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSpec {
+    pub name: String,
+    /// Where it is declared; `None` for an input only given on the command line.
+    pub loc: Option<Loc>,
+    pub description: Option<String>,
+    pub default: Option<String>,
 }
 
 impl OrchestraSpec {
+    /// Whether `name` is an input (declared or given), not a task.
+    pub fn is_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|i| i.name == name)
+    }
+
     pub fn task_index(&self, name: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.name.as_str() == name)
     }
@@ -369,7 +390,9 @@ const TOP_KEYS: &[&str] = &[
     "replicas",
     "resources",
     "pricing",
+    "inputs",
 ];
+const INPUT_KEYS: &[&str] = &["description", "default"];
 const METADATA_KEYS: &[&str] = &[
     "name",
     "id",
@@ -640,6 +663,10 @@ pub fn decode_orchestra(
     if let Some(node) = top.get("pricing") {
         decode_pricing(&mut d, node, &mut pricing);
     }
+    let inputs = top
+        .get("inputs")
+        .map(|node| decode_inputs(&mut d, node, &tasks))
+        .unwrap_or_default();
 
     let id = id?;
     let name = name
@@ -664,7 +691,83 @@ pub fn decode_orchestra(
         replicas,
         resources,
         pricing,
+        inputs,
     })
+}
+
+/// `inputs:`: a mapping from each input's name to its `description` and `default` (or to
+/// nothing). A name must be placeholder-shaped and name no task; `goal` is the goal's.
+fn decode_inputs(d: &mut Decoder<'_>, node: &Node, tasks: &[TaskSpec]) -> Vec<InputSpec> {
+    let mut inputs: Vec<InputSpec> = Vec::new();
+    let Some(entries) = d.map(node, "inputs") else {
+        return inputs;
+    };
+    for (key, value) in entries {
+        let Some(name) = key.scalar().map(str::trim) else {
+            d.error(key, "an input's name is not a string", "expected a name");
+            continue;
+        };
+        if !crate::template::is_input_name(name) {
+            d.error(
+                key,
+                format!(
+                    "input name `{}` cannot be a placeholder",
+                    name.escape_debug()
+                ),
+                "not a name",
+            )
+            .hint = Some("use letters, digits, `_` and `-`, starting with a letter or `_`".into());
+            continue;
+        }
+        if name == "goal" {
+            d.error(key, "`goal` cannot be an input", "the goal's own name")
+                .hint =
+                Some("`{goal}` is always the goal (`--goal`); give the input another name".into());
+            continue;
+        }
+        if tasks.iter().any(|t| t.name.as_str() == name) {
+            d.error(
+                key,
+                format!("input `{name}` has the name of a task"),
+                "also a task's name",
+            )
+            .hint = Some(format!("`{{{name}}}` would be ambiguous; rename the input"));
+            continue;
+        }
+        if inputs.iter().any(|i| i.name == name) {
+            d.error(
+                key,
+                format!("input `{name}` is declared twice"),
+                "declared again",
+            );
+            continue;
+        }
+        let mut input = InputSpec {
+            name: name.to_string(),
+            loc: Some(key.loc),
+            description: None,
+            default: None,
+        };
+        if let Some(entries) = d.map(value, "inputs.<name>") {
+            let f = d.fields(entries, INPUT_KEYS, "inputs.<name>", true);
+            input.description = f
+                .get("description")
+                .and_then(|n| d.string(n, "inputs.<name>.description"));
+            if let Some(n) = f.get("default") {
+                if matches!(n.value, crate::yaml::Value::Scalar { .. }) {
+                    input.default = d.string(n, "inputs.<name>.default");
+                } else {
+                    d.error(
+                        n,
+                        format!("the default of input `{name}` must be text, a number or a boolean, found {}", n.kind()),
+                        "expected a scalar",
+                    );
+                }
+            }
+        }
+        inputs.push(input);
+    }
+    inputs
 }
 
 /// `sdlc_orchestra.yaml` -> `sdlc`.
@@ -1089,6 +1192,7 @@ fn decode_task(
         .get("retry_count")
         .and_then(|n| d.u64_in(n, "retry_count", 0, limits::MAX_RETRY_COUNT))
         .map(|v| v as u32);
+    let expected_output_loc = f.get("expected_output").map(|n| n.loc);
     let expected_output = f
         .get("expected_output")
         .and_then(|n| d.string(n, "expected_output"))
@@ -1112,6 +1216,7 @@ fn decode_task(
         timeout_seconds,
         retry_count,
         expected_output,
+        expected_output_loc,
         tools,
         resources,
         output,

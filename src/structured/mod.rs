@@ -248,120 +248,52 @@ fn json_type(kind: &str) -> Value {
     }
 }
 
-/// A `{task}` or `{task.field.sub}` placeholder in a task's description.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FieldRef {
-    pub task: String,
-    pub path: Vec<String>,
-    /// Byte offset of the `{` in the description.
-    pub offset: usize,
-}
+pub(crate) use crate::template::FieldRef;
 
-impl FieldRef {
-    fn is_goal(&self) -> bool {
-        self.task == "goal" && self.path.is_empty()
-    }
-
-    /// As written, braces included.
-    pub fn written(&self) -> String {
-        let mut text = format!("{{{}", self.task);
-        for key in &self.path {
-            text.push('.');
-            text.push_str(key);
-        }
-        text.push('}');
-        text
-    }
-}
-
-/// Every `{name}` and `{name.field...}` placeholder of a description except `{goal}`: names of
-/// letters, digits, `_` and `-`, starting with a letter or `_`.
+/// Every `{name}` and `{name.field...}` placeholder of a description except `{goal}` (see
+/// `template` for what is a placeholder and how braces are escaped).
 pub(crate) fn references(description: &str) -> Vec<FieldRef> {
-    let mut refs = placeholders(description);
+    let mut refs = crate::template::placeholders(description);
     refs.retain(|r| !r.is_goal());
     refs
 }
 
-/// Every placeholder, `{goal}` included.
-fn placeholders(description: &str) -> Vec<FieldRef> {
-    let mut out = Vec::new();
-    let bytes = description.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'{' {
-            i += 1;
-            continue;
-        }
-        let Some(len) = description[i + 1..].find('}') else {
-            break;
-        };
-        let inside = &description[i + 1..i + 1 + len];
-        let parts: Vec<&str> = inside.split('.').collect();
-        let is_name = |p: &&str| {
-            p.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        };
-        if parts.iter().all(is_name) {
-            out.push(FieldRef {
-                task: parts[0].to_string(),
-                path: parts[1..].iter().map(|p| p.to_string()).collect(),
-                offset: i,
-            });
-            i += len + 2;
-        } else {
-            i += 1;
-        }
-    }
-    out
+/// What fills a description's placeholders: the goal, the run's inputs, finished outputs.
+pub(crate) struct Values<'a> {
+    pub goal: &'a str,
+    pub inputs: &'a crate::inputs::InputValues,
+    /// A finished task's output by name.
+    pub output: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// The description with `{goal}` and every reference to a finished task filled in: `{task}`
-/// is its whole output, `{task.field}` one value of its JSON object (a string as it is,
-/// anything else as compact JSON). A placeholder that names no finished task stays as written.
-pub(crate) fn fill(
-    description: &str,
-    goal: &str,
-    output: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    let mut out = String::with_capacity(description.len());
-    let mut last = 0;
-    for reference in placeholders(description) {
-        let written = reference.written();
-        let text = if reference.is_goal() {
-            Some(goal.to_string())
-        } else {
-            output(&reference.task)
-        };
-        let Some(text) = text else {
-            continue;
-        };
-        let value = if reference.path.is_empty() {
-            Some(text)
-        } else {
-            serde_json::from_str::<Value>(json_candidate(&text))
-                .ok()
-                .and_then(|v| {
-                    let mut node = &v;
-                    for key in &reference.path {
-                        node = node.get(key)?;
-                    }
-                    Some(match node {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                })
-        };
-        if let Some(value) = value {
-            out.push_str(&description[last..reference.offset]);
-            out.push_str(&value);
-            last = reference.offset + written.len();
+/// The description with `{goal}`, every input and every reference to a finished task filled
+/// in, and `{{`/`}}` escapes undone: `{task}` is its whole output, `{task.field}` one value of
+/// its JSON object (a string as it is, anything else as compact JSON). A placeholder with no
+/// value stays as written.
+pub(crate) fn fill(description: &str, values: &Values<'_>) -> String {
+    crate::template::render(description, &|reference| {
+        if reference.is_goal() {
+            return Some(values.goal.to_string());
         }
-    }
-    out.push_str(&description[last..]);
-    out
+        if reference.path.is_empty() {
+            if let Some(value) = values.inputs.get(&reference.task) {
+                return Some(value.clone());
+            }
+        }
+        let text = (values.output)(&reference.task)?;
+        if reference.path.is_empty() {
+            return Some(text);
+        }
+        let v = serde_json::from_str::<Value>(json_candidate(&text)).ok()?;
+        let mut node = &v;
+        for key in &reference.path {
+            node = node.get(key)?;
+        }
+        Some(match node {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -493,13 +425,22 @@ mod tests {
         let output = |name: &str| {
             (name == "design").then(|| "{\"endpoints\": [\"/login\"], \"name\": \"x\"}".to_string())
         };
+        let inputs = crate::inputs::InputValues::from([("topic".to_string(), "AI".to_string())]);
+        let values = Values {
+            goal: "a login page",
+            inputs: &inputs,
+            output: &output,
+        };
         assert_eq!(
-            fill(text, "a login page", &output),
+            fill(text, &values),
             "Use [\"/login\"] and {\"endpoints\": [\"/login\"], \"name\": \"x\"} for a login page; keep {not a ref} and {x.}."
         );
         assert_eq!(
-            fill("{design.name} by {other.field}", "g", &output),
-            "x by {other.field}"
+            fill(
+                "{design.name} by {other.field} on {topic}, {{topic}}",
+                &values
+            ),
+            "x by {other.field} on AI, {topic}"
         );
     }
 }

@@ -174,6 +174,9 @@ impl TaskRecord {
 pub struct TaskFile {
     pub run_id: String,
     pub goal: String,
+    /// The run's inputs (`--var`, `--vars`, defaults), for `finish` to put in `run.json`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     pub record: TaskRecord,
 }
@@ -207,6 +210,9 @@ pub struct Manifest {
     pub schema_version: u32,
     pub run_id: String,
     pub goal: String,
+    /// The value of each input (`--var`, `--vars`, or its declared default), by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, String>,
     pub orchestra: OrchestraRef,
     pub workspace: String,
     pub strategy: String,

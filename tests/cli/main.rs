@@ -13,6 +13,7 @@ mod export;
 mod firstrun;
 mod hierarchical;
 mod history;
+mod inputs;
 mod kubernetes;
 mod local;
 mod messages;

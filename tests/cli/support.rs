@@ -265,6 +265,9 @@ impl Project {
             .env("NO_COLOR", "1")
             .env("SUPER_RETRY_BASE_MS", "50")
             .env("SUPER_HOME", self.path(".super-home"))
+            // The user's config is never the real one: a folder of the project, empty unless
+            // a test writes `.config/super/config.toml`.
+            .env("XDG_CONFIG_HOME", self.path(".config"))
             .env("OPENAI_API_KEY", API_KEY);
         command
     }
