@@ -18,9 +18,9 @@ pub(crate) mod doctor;
 pub(crate) mod dry_run;
 pub(crate) mod evaluate;
 pub(crate) mod export;
+pub(crate) mod given;
 pub(crate) mod graph_ascii;
 pub(crate) mod history;
-pub(crate) mod given;
 pub(crate) mod init;
 pub(crate) mod model;
 pub(crate) mod orchestra;
@@ -114,6 +114,49 @@ impl From<ProjectError> for Failure {
 
 pub type Outcome = Result<u8, Failure>;
 
+/// Commands that only read and print: `super orchestra runs | head -3` ends them quietly, as
+/// `ls | head` ends `ls`. The others (a run, run-task, pull, clean, ...) keep ignoring SIGPIPE:
+/// their printing already ignores a closed stdout, and a signal must not cut their writes short.
+fn only_prints(command: &Command) -> bool {
+    match command {
+        Command::Orchestra(command) => matches!(
+            command,
+            OrchestraCommand::List(_)
+                | OrchestraCommand::Validate(_)
+                | OrchestraCommand::Graph(_)
+                | OrchestraCommand::Runs(_)
+                | OrchestraCommand::Show(_)
+                | OrchestraCommand::Logs(_)
+                | OrchestraCommand::Diff(_)
+        ),
+        Command::Agent(command) => matches!(
+            command,
+            crate::cli::AgentCommand::List { .. } | crate::cli::AgentCommand::Show { .. }
+        ),
+        Command::Model(command) => matches!(
+            command,
+            crate::cli::ModelCommand::List(_) | crate::cli::ModelCommand::Path
+        ),
+        Command::Config(_) | Command::Doctor | Command::Version(_) | Command::Completions { .. } => {
+            true
+        }
+        Command::Init(_) => false,
+    }
+}
+
+/// Restores the default action of SIGPIPE (Rust's runtime ignores it, so `println!` to a
+/// closed pipe panics instead).
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 /// Settings every command shares.
 pub struct Context {
     pub project_flag: Option<PathBuf>,
@@ -186,6 +229,9 @@ pub fn env_lookup(name: &str) -> Option<String> {
 
 pub fn dispatch(cli: Cli) -> u8 {
     let context = Context::from_cli(&cli);
+    if only_prints(&cli.command) {
+        default_sigpipe();
+    }
     let outcome = match cli.command {
         Command::Orchestra(command) => match command {
             OrchestraCommand::Create(args) => create::create(&context, &args),

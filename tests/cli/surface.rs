@@ -309,3 +309,28 @@ fn orchestra_list_fits_the_terminal_width() {
     let whole = stdout(&project.run(&["orchestra", "list"]));
     assert!(whole.contains("goes on and on about"), "{whole}");
 }
+
+/// A listing piped into `head` ends quietly (SIGPIPE, as `ls | head`), never with a panic.
+#[test]
+fn a_listing_piped_into_head_ends_without_a_panic() {
+    let project = Project::sdlc("ollama", "http://127.0.0.1:9");
+    let binary = env!("CARGO_BIN_EXE_super");
+    let output = project
+        .command_with("bash")
+        .args([
+            "-c",
+            &format!("'{binary}' agent list --library | head -1; echo \"status=${{PIPESTATUS[0]}}\""),
+        ])
+        .output()
+        .expect("bash");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    let text = stdout(&output);
+    assert!(text.starts_with("Built-in library"), "{text}");
+    // 141: ended by SIGPIPE (or 0 when all of it fit the pipe before head closed it).
+    assert!(
+        text.ends_with("status=141\n") || text.ends_with("status=0\n"),
+        "{text}"
+    );
+}
