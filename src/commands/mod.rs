@@ -174,6 +174,13 @@ pub fn env_lookup(name: &str) -> Option<String> {
 
 pub fn dispatch(cli: Cli) -> u8 {
     let context = Context::from_cli(&cli);
+    // Logs for every command; spans only for the commands that run tasks.
+    let (verbosity, traced) = match &cli.command {
+        Command::Orchestra(OrchestraCommand::Run(args)) => (args.verbose, !args.dry_run),
+        Command::Orchestra(OrchestraCommand::RunTask(args)) => (args.verbose, true),
+        _ => (0, false),
+    };
+    crate::telemetry::init(verbosity, context.color, traced);
     let outcome = match cli.command {
         Command::Orchestra(command) => match command {
             OrchestraCommand::Create(args) => create::create(&context, &args),

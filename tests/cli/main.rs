@@ -14,6 +14,7 @@ mod firstrun;
 mod hierarchical;
 mod kubernetes;
 mod local;
+mod observability;
 mod projects;
 mod reliability;
 mod runner;
