@@ -20,17 +20,20 @@ use std::time::{Duration, Instant};
 
 const GOAL: &str = "Build a simple login feature for a web application";
 
+/// Every request a collector received: its path and body.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A loopback OTLP/HTTP collector: keeps every request's path and body, answers 200.
 struct Collector {
     url: String,
-    received: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    received: Received,
 }
 
 impl Collector {
     fn start() -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let received: Received = Arc::default();
         let store = Arc::clone(&received);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
