@@ -440,9 +440,10 @@ pub struct RunArgs {
     /// Validate and print the plan; make no call
     #[arg(long)]
     pub dry_run: bool,
-    /// Show the execution order, attempts, the workspace and streamed tokens
-    #[arg(long, short = 'v', conflicts_with = "quiet")]
-    pub verbose: bool,
+    /// Show the execution order, attempts, the workspace and streamed tokens, and info logs;
+    /// `-vv` debug logs (retries, backoff, rate limits, cache hits), `-vvv` trace logs
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
     /// Print one JSON event per line on stdout, and nothing else there
     #[arg(long)]
     pub json: bool,
@@ -516,6 +517,21 @@ pub struct RunArgs {
     /// missing (also SUPER_ASSUME_YES=1)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// Where a run's spans and metrics go besides `trace.jsonl`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TelemetryArgs {
+    /// Export spans and metrics to this OpenTelemetry collector (OTLP, http/protobuf unless
+    /// OTEL_EXPORTER_OTLP_PROTOCOL=grpc); the standard OTEL_EXPORTER_OTLP_* variables work too
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Put prompts and completions in the spans (`gen_ai.input.messages`,
+    /// `gen_ai.output.messages`); they may hold private data
+    #[arg(long)]
+    pub trace_content: bool,
 }
 
 /// The run id of `run-task` and `finish` when none is given.
@@ -545,9 +561,11 @@ pub struct RunTaskArgs {
     /// Treat warnings as errors
     #[arg(long)]
     pub strict: bool,
-    /// Show streamed tokens and the task's files
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
+    /// Show streamed tokens and the task's files, and info logs; `-vv` debug logs
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// CPU threads for the embedded model (default 1)
     #[arg(long, value_name = "N", env = "SUPER_LOCAL_THREADS")]
     pub threads: Option<usize>,

@@ -24,6 +24,7 @@ pub(crate) mod settings;
 pub(crate) mod source;
 pub(crate) mod spec;
 pub(crate) mod structured;
+pub(crate) mod telemetry;
 pub(crate) mod template;
 pub(crate) mod tools;
 pub(crate) mod workspace;

@@ -137,9 +137,10 @@ fn only_prints(command: &Command) -> bool {
             command,
             crate::cli::ModelCommand::List(_) | crate::cli::ModelCommand::Path
         ),
-        Command::Config(_) | Command::Doctor | Command::Version(_) | Command::Completions { .. } => {
-            true
-        }
+        Command::Config(_)
+        | Command::Doctor
+        | Command::Version(_)
+        | Command::Completions { .. } => true,
         Command::Init(_) => false,
     }
 }
@@ -232,6 +233,13 @@ pub fn dispatch(cli: Cli) -> u8 {
     if only_prints(&cli.command) {
         default_sigpipe();
     }
+    // Logs for every command; spans only for the commands that run tasks.
+    let (verbosity, traced) = match &cli.command {
+        Command::Orchestra(OrchestraCommand::Run(args)) => (args.verbose, !args.dry_run),
+        Command::Orchestra(OrchestraCommand::RunTask(args)) => (args.verbose, true),
+        _ => (0, false),
+    };
+    crate::telemetry::init(verbosity, context.color, traced);
     let outcome = match cli.command {
         Command::Orchestra(command) => match command {
             OrchestraCommand::Create(args) => create::create(&context, &args),

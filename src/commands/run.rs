@@ -167,6 +167,8 @@ pub(crate) fn workspace_of(
 pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let goal = super::given::goal(&args.goal)?;
     let given = super::given::inputs(context, &args.inputs)?;
+    let otlp = crate::telemetry::otlp::config(args.telemetry.otlp_endpoint.as_deref(), &env_lookup)
+        .map_err(Failure::usage)?;
     let (path, project) = context.orchestra(&args.orchestra)?;
     let config = load_config(context, project.as_ref())?;
     // The config's `output` applies when no flag chooses how the run reports.
@@ -219,7 +221,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     };
     if !args.json {
         context.print_diagnostics(&loaded.warnings);
-        if args.verbose {
+        if args.verbose > 0 {
             // `--print` keeps stdout for the result alone.
             let mut line = super::orchestra::valid_line(&loaded, &path);
             line.push('\n');
@@ -292,6 +294,10 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let lock =
         WorkspaceLock::acquire(&workspace.root).map_err(|e| Failure::refused(e.to_string()))?;
     if let Some(pid) = lock.taken_over_from {
+        tracing::info!(
+            pid,
+            "workspace lock taken over from a process no longer running"
+        );
         eprintln!("warning: took over the workspace lock left by process {pid}, which is no longer running");
     }
     let archived = workspace.archive_previous().map_err(|e| {
@@ -306,34 +312,55 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         ))
     })?;
 
+    let run_id = crate::exec::ids::run_id();
+    // The run's spans: trace.jsonl as each ends, and the OTLP export when an endpoint is set.
+    let telemetry = crate::telemetry::start_run(crate::telemetry::RunTrace {
+        run_id: &run_id,
+        file: loaded
+            .spec
+            .execution
+            .enable_trace
+            .then(|| workspace.path(crate::workspace::files::TRACE)),
+        otlp,
+        content: args.telemetry.trace_content,
+        redactor: crate::redact::Redactor::for_models(&loaded.models),
+    })
+    .map_err(Failure::refused)?;
     let providers = Providers::new(
         mode,
         settings.limits.max_reply_bytes,
         crate::redact::Redactor::for_models(&loaded.models),
     )
     .map_err(Failure::refused)?;
-    let run_id = crate::exec::ids::run_id();
-    let mut reporter = if args.json {
-        Reporter::Json(JsonReporter::new(Some(run_id.clone())))
-    } else {
+    // Every consumer at once: with `--json` (stdout is data) the human lines go to stderr,
+    // when a person watches it (a terminal) and not under `--quiet`.
+    let human = |to_stderr: bool| {
         // Bars only on a terminal, and not with --quiet or --verbose (whose tokens stream);
         // NO_COLOR keeps them (it is about colour, and the bars have none).
-        let progress = context.stderr_terminal && !args.quiet && !args.verbose;
-        // The summary goes to stdout, or to stderr under --print.
-        let colour = if args.print {
+        let progress = context.stderr_terminal && !args.quiet && args.verbose == 0;
+        // The summary goes to stdout, or to stderr under --print and beside --json.
+        let colour = if to_stderr {
             context.color
         } else {
             context.color_stdout
         };
-        let human = HumanReporter::new(args.verbose, args.quiet, progress)
+        let human = HumanReporter::new(args.verbose > 0, args.quiet, progress)
             .with_redactor(crate::redact::Redactor::for_models(&loaded.models))
             .full_table(args.table == crate::cli::TableArg::Full)
             .coloured(colour);
-        Reporter::Human(Box::new(if args.print {
+        if to_stderr {
             human.printing_result()
         } else {
             human
-        }))
+        }
+    };
+    let mut reporter = if args.json {
+        Reporter::json(
+            run_id.clone(),
+            (context.stderr_terminal && !args.quiet).then(|| human(true)),
+        )
+    } else {
+        Reporter::human(human(args.print))
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -362,7 +389,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         settings: &settings,
         workspace: &workspace,
         provider_for: &provider_for,
-        run_id,
+        run_id: run_id.clone(),
         archived_previous: archived,
         mcp: mcp.as_ref(),
         replay: replayer.clone(),
@@ -370,59 +397,83 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     };
     // The exit code of the first stopping signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
     let stopped_by = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let mut manifest = runtime.block_on(async {
-        let (interrupt_sender, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
-        // SIGTERM and SIGHUP are handled like Ctrl-C: the first drains and saves, the next
-        // aborts. Registered before the run starts, so none of them kills it unsaved.
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate()).ok();
-        let mut hangup = signal(SignalKind::hangup()).ok();
-        let stopped = std::sync::Arc::clone(&stopped_by);
-        let watcher = tokio::spawn(async move {
-            // A stream that cannot deliver waits for ever rather than reporting a signal.
-            async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
-                let delivered = match stream {
-                    Some(stream) => stream.recv().await.is_some(),
-                    None => false,
-                };
-                if !delivered {
-                    std::future::pending::<()>().await;
-                }
-            }
-            for interrupt in [Interrupt::Drain, Interrupt::Abort] {
-                let ctrl_c = async {
-                    if tokio::signal::ctrl_c().await.is_err() {
+    let run_span = crate::telemetry::spans::run(
+        loaded.spec.id.as_str(),
+        &run_id,
+        loaded.plan.strategy.as_str(),
+    );
+    let mut manifest = runtime.block_on(tracing::Instrument::instrument(
+        async {
+            let (interrupt_sender, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
+            // SIGTERM and SIGHUP are handled like Ctrl-C: the first drains and saves, the next
+            // aborts. Registered before the run starts, so none of them kills it unsaved.
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut terminate = signal(SignalKind::terminate()).ok();
+            let mut hangup = signal(SignalKind::hangup()).ok();
+            let stopped = std::sync::Arc::clone(&stopped_by);
+            let watcher = tokio::spawn(async move {
+                // A stream that cannot deliver waits for ever rather than reporting a signal.
+                async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+                    let delivered = match stream {
+                        Some(stream) => stream.recv().await.is_some(),
+                        None => false,
+                    };
+                    if !delivered {
                         std::future::pending::<()>().await;
                     }
-                };
-                let code = tokio::select! {
-                    () = ctrl_c => EXIT_INTERRUPTED,
-                    () = next(&mut terminate) => EXIT_TERMINATED,
-                    () = next(&mut hangup) => EXIT_HANGUP,
-                };
-                let _ = stopped.compare_exchange(
-                    0,
-                    code,
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                );
-                let _ = interrupt_sender.send(interrupt);
-            }
-        });
-        let manifest = execute(&inputs, &mut interrupts, None, &mut |event| {
-            reporter.report(event)
-        })
-        .await;
-        watcher.abort();
-        manifest
-    });
+                }
+                for interrupt in [Interrupt::Drain, Interrupt::Abort] {
+                    let ctrl_c = async {
+                        if tokio::signal::ctrl_c().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let code = tokio::select! {
+                        () = ctrl_c => EXIT_INTERRUPTED,
+                        () = next(&mut terminate) => EXIT_TERMINATED,
+                        () = next(&mut hangup) => EXIT_HANGUP,
+                    };
+                    let _ = stopped.compare_exchange(
+                        0,
+                        code,
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                    );
+                    let _ = interrupt_sender.send(interrupt);
+                }
+            });
+            let manifest = execute(&inputs, &mut interrupts, None, &mut |event| {
+                telemetry.observe(event);
+                reporter.report(event)
+            })
+            .await;
+            watcher.abort();
+            manifest
+        },
+        run_span.clone(),
+    ));
     drop(inputs);
     if let Some(sessions) = mcp.as_mut() {
         runtime.block_on(sessions.shutdown());
     }
     drop(runtime);
+    crate::telemetry::spans::end_run(
+        &run_span,
+        manifest.status.as_str(),
+        manifest.stop_reason.as_deref(),
+    );
+    drop(run_span);
+    // Bounded: a dead collector delays the exit a few seconds at most, and only warns.
+    let ended = telemetry.finish();
+    if let Some(warning) = &ended.warning {
+        eprintln!("{warning}");
+    }
+    if let Some(error) = ended.file_error {
+        manifest.status = RunStatus::Failed;
+        manifest.stop_reason = Some(format!("the trace could not be written: {error}"));
+    }
 
-    let failures = write_run_files(&workspace, &loaded, &mut manifest);
+    let failures = write_run_files(&workspace, &loaded, &mut manifest, false);
     let status = manifest.status;
     reporter.report(&RunEvent::RunFinished {
         manifest: Box::new(manifest),
@@ -450,12 +501,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     })
 }
 
-/// `metrics.json` and `trace.jsonl` (when enabled), then the final `run.json`. A failed write
+/// `metrics.json` and, when `derive_trace` (a run assembled from records, whose spans were not
+/// written live), `trace.jsonl` (when enabled), then the final `run.json`. A failed write
 /// fails the run: the manifest says so when it can still be written.
 pub(crate) fn write_run_files(
     workspace: &Workspace,
     loaded: &Loaded,
     manifest: &mut Manifest,
+    derive_trace: bool,
 ) -> Vec<WriteError> {
     let write = |relative: &str, bytes: Result<Vec<u8>, serde_json::Error>| {
         let path = workspace.path(relative);
@@ -472,7 +525,7 @@ pub(crate) fn write_run_files(
             serde_json::to_vec_pretty(&crate::report::files::metrics(manifest)),
         ));
     }
-    if loaded.spec.execution.enable_trace {
+    if loaded.spec.execution.enable_trace && derive_trace {
         failures.extend(write(
             crate::workspace::files::TRACE,
             Ok(crate::report::files::trace(manifest).into_bytes()),

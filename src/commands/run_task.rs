@@ -47,6 +47,8 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
     check_run_id(&args.run_id)?;
     let (_, project) = context.orchestra(&args.orchestra)?;
     let config = super::run::load_config(context, project.as_ref())?;
+    let otlp = crate::telemetry::otlp::config(args.telemetry.otlp_endpoint.as_deref(), &env_lookup)
+        .map_err(Failure::usage)?;
     let options = LoadOptions {
         strict: args.strict,
         check_environment: true,
@@ -225,7 +227,30 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         attempts: Vec::new(),
         ..new_record(task, &task_settings)
     };
-    let mut reporter = HumanReporter::new(args.verbose, false, false).with_redactor(redactor());
+    let mut reporter = HumanReporter::new(args.verbose > 0, false, false).with_redactor(redactor());
+    // This process's spans join the run's trace (its id derives from the run id, or comes from
+    // TRACEPARENT); `finish` assembles trace.jsonl from the records, the spans go to OTLP.
+    let telemetry = crate::telemetry::start_run(crate::telemetry::RunTrace {
+        run_id: &args.run_id,
+        file: None,
+        otlp,
+        content: args.telemetry.trace_content,
+        redactor: redactor(),
+    })
+    .map_err(Failure::refused)?;
+    let run_span = crate::telemetry::spans::run(
+        loaded.spec.id.as_str(),
+        &args.run_id,
+        loaded.plan.strategy.as_str(),
+    );
+    let task_span = run_span.in_scope(|| {
+        crate::telemetry::spans::task(
+            "task",
+            task.name.as_str(),
+            task.agent.as_str(),
+            &args.run_id,
+        )
+    });
     let number = loaded.plan.position[index] + 1;
     reporter.report(&RunEvent::TaskStarted {
         name: task.name.to_string(),
@@ -251,7 +276,7 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         tools: prepared.toolbox,
     };
     let mut outcome = runtime.block_on(async {
-        let run = executor.run(job);
+        let run = tracing::Instrument::instrument(executor.run(job), task_span.clone());
         tokio::pin!(run);
         loop {
             tokio::select! {
@@ -267,6 +292,21 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
         runtime.block_on(sessions.shutdown());
     }
     drop(runtime);
+    crate::telemetry::spans::end_task(&task_span, &outcome.record);
+    drop(task_span);
+    crate::telemetry::spans::end_run(
+        &run_span,
+        outcome.record.status.as_str(),
+        outcome.record.reason.as_deref(),
+    );
+    drop(run_span);
+    telemetry.observe(&RunEvent::TaskFinished {
+        record: outcome.record.clone(),
+    });
+    let ended = telemetry.finish();
+    if let Some(warning) = &ended.warning {
+        eprintln!("{warning}");
+    }
     carry_attempts(&mut outcome.record, earlier_attempts);
 
     // The task's files, then its record last: a record saying "finished" always has its output.
@@ -299,7 +339,7 @@ pub fn run_task(context: &Context, args: &RunTaskArgs) -> Outcome {
             task.name
         )));
     }
-    if args.verbose {
+    if args.verbose > 0 {
         shown!("   record: {}", display_path(&record_path));
     }
     Ok(exit_code(&task.name, &outcome))
@@ -634,7 +674,7 @@ pub fn finish(context: &Context, args: &FinishArgs) -> Outcome {
     manifest.stop_reason = stop_reason;
     manifest.ended_at = Some(ids::rfc3339(now));
     manifest.duration_ms = now.saturating_sub(started);
-    failures.extend(write_run_files(&workspace, &loaded, &mut manifest));
+    failures.extend(write_run_files(&workspace, &loaded, &mut manifest, true));
     let status = manifest.status;
     HumanReporter::new(false, false, false).report(&RunEvent::RunFinished {
         manifest: Box::new(manifest),

@@ -310,6 +310,7 @@ impl RunShared<'_> {
                 .ok()
                 .flatten();
             if let Some(entry) = entry {
+                tracing::debug!(task = %name, key = %key, "cache hit: the task's output is reused");
                 let _ = self.executor.events.send(RunEvent::TaskReused {
                     name: name.clone(),
                     agent: job.record.agent.clone(),
@@ -802,7 +803,16 @@ pub async fn execute(
                     tools: toolbox,
                 };
                 let total = scheduler.len();
-                running.push(Box::pin(shared.run_task(
+                let span = crate::telemetry::spans::task(
+                    "task",
+                    task.name.as_str(),
+                    task.agent.as_str(),
+                    &inputs.run_id,
+                );
+                if let Some(plan) = inputs.hierarchy.and_then(|h| h.plan_span()) {
+                    crate::telemetry::spans::set_parent(&span, plan);
+                }
+                let run = shared.run_task(
                     index,
                     task.clone(),
                     job,
@@ -810,7 +820,12 @@ pub async fn execute(
                     key,
                     started_count,
                     total,
-                )));
+                );
+                running.push(Box::pin(async move {
+                    let finished = tracing::Instrument::instrument(run, span.clone()).await;
+                    crate::telemetry::spans::end_task(&span, &finished.outcome.record);
+                    finished
+                }));
             }
         }
         let accepting = additions.is_some() && stop_reason.is_none();

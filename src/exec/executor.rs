@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// What a run shares with each of its tasks.
 pub struct Executor<'a> {
@@ -118,6 +119,7 @@ impl Executor<'_> {
                 started_unix_ms: attempt_started_unix,
                 ..AttemptRecord::default()
             };
+            let attempt_span = crate::telemetry::spans::attempt(attempt);
             let result = self
                 .converse(
                     &*provider,
@@ -129,6 +131,7 @@ impl Executor<'_> {
                     deadline,
                     &mut attempt_record,
                 )
+                .instrument(attempt_span.clone())
                 .await;
             let result = match (result, &settings.output_schema) {
                 (Ok(response), Some(schema)) => {
@@ -144,6 +147,7 @@ impl Executor<'_> {
                         &mut attempt_record,
                         &mut last_invalid_reply,
                     )
+                    .instrument(attempt_span.clone())
                     .await
                 }
                 (Ok(response), None) => Ok(Answer {
@@ -153,6 +157,18 @@ impl Executor<'_> {
                 (Err(error), _) => Err(error),
             };
             attempt_record.duration_ms = attempt_started.elapsed().as_millis() as u64;
+            crate::telemetry::spans::end_attempt(
+                &attempt_span,
+                attempt_record.rate_wait_ms,
+                match &result {
+                    Err(CallError::Provider(error)) => Some((error.kind.code(), error.to_string())),
+                    Err(CallError::Budget(reason)) => Some(("budget", reason.clone())),
+                    Ok(_) => None,
+                }
+                .as_ref()
+                .map(|(kind, message)| (*kind, message.as_str())),
+            );
+            drop(attempt_span);
             match result {
                 Ok(answer) => {
                     attempt_record.ok = true;
@@ -188,8 +204,32 @@ impl Executor<'_> {
                         retry_in: decision.as_ref().ok().copied(),
                         retryable: error.is_retryable(),
                     });
+                    match &decision {
+                        Ok(delay) => tracing::info!(
+                            task = %record.name,
+                            attempt,
+                            attempts,
+                            backoff_ms = delay.as_millis() as u64,
+                            retry_after_ms = error.retry_after().map(|d| d.as_millis() as u64),
+                            error = %error,
+                            "attempt failed; retrying after a backoff wait"
+                        ),
+                        Err(why) => tracing::info!(
+                            task = %record.name,
+                            attempt,
+                            attempts,
+                            error = %error,
+                            "attempt failed; not retried: {why}"
+                        ),
+                    }
                     match decision {
                         Ok(delay) => {
+                            tracing::debug!(
+                                task = %record.name,
+                                wait_ms = delay.as_millis() as u64,
+                                "backoff: waiting before attempt {}",
+                                attempt + 1
+                            );
                             tokio::select! {
                                 _ = tokio::time::sleep(delay) => {}
                                 _ = self.stop.cancelled() => {
@@ -394,7 +434,20 @@ impl Executor<'_> {
                             &toolbox.context,
                             limits.call,
                         );
-                        match tokio::time::timeout_at(deadline, run).await {
+                        let tool_span = crate::telemetry::spans::tool(&call.name, &call.arguments);
+                        let timed = tokio::time::timeout_at(deadline, run)
+                            .instrument(tool_span.clone())
+                            .await;
+                        crate::telemetry::spans::end_tool(
+                            &tool_span,
+                            replayed,
+                            match &timed {
+                                Ok(outcome) if outcome.is_error => Some(outcome.text.as_str()),
+                                Ok(_) => None,
+                                Err(_) => Some("timed out"),
+                            },
+                        );
+                        match timed {
                             Ok(outcome) => outcome,
                             Err(_) => {
                                 return Err(CallError::Provider(ProviderError::new(
@@ -491,6 +544,7 @@ impl Executor<'_> {
             crate::structured::OutputSchema::repair_message(&problems),
         ));
         *last_invalid_reply = Some(reply.text);
+        tracing::debug!(task, %problems, "the reply does not match the schema; one repair call");
         let fixed = self
             .call(
                 provider, limiter, settings, task, &repair, deadline, attempt,
@@ -557,6 +611,7 @@ impl Executor<'_> {
                 text: text.to_string(),
             });
         };
+        let call_span = crate::telemetry::spans::call(&settings.model.endpoint.provider, request);
         let result = match tokio::time::timeout_at(deadline, limiter.acquire(estimated_input)).await
         {
             Err(_) => Err(timed_out()),
@@ -567,13 +622,24 @@ impl Executor<'_> {
                     task,
                     on_token: &sink,
                 };
-                let result =
-                    match tokio::time::timeout_at(deadline, provider.complete(request, context))
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => Err(timed_out()),
-                    };
+                if rate_wait.as_millis() > 0 {
+                    tracing::debug!(
+                        task,
+                        wait_ms = rate_wait.as_millis() as u64,
+                        "rate limit: waited for the endpoint's limiter"
+                    );
+                }
+                let result = match tokio::time::timeout_at(
+                    deadline,
+                    provider
+                        .complete(request, context)
+                        .instrument(call_span.clone()),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(timed_out()),
+                };
                 attempt.rate_wait_ms += rate_wait.as_millis() as u64;
                 attempt.provider_ms += call_started.elapsed().as_millis() as u64;
                 result
@@ -616,6 +682,7 @@ impl Executor<'_> {
                 Err(CallError::Provider(error))
             }
         };
+        crate::telemetry::spans::end_call(&call_span, &call, result.as_ref().ok());
         attempt.calls.push(call);
         result
     }

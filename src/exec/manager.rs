@@ -69,6 +69,8 @@ struct State {
     record: ManagerRecord,
     /// Worker runs caused so far: the plan's assignments, then each revision.
     delegations: u64,
+    /// The plan step's span: the workers' tasks are its children in the trace.
+    plan_span: Option<opentelemetry::Context>,
 }
 
 impl Hierarchy {
@@ -113,8 +115,14 @@ impl Hierarchy {
             state: Mutex::new(State {
                 record,
                 delegations: 0,
+                plan_span: None,
             }),
         })
+    }
+
+    /// The plan step's span, the parent of the workers' task spans.
+    pub fn plan_span(&self) -> Option<opentelemetry::Context> {
+        self.lock().plan_span.clone()
     }
 
     /// Shares the run's limiter of the manager's endpoint (workers on it wait with it).
@@ -420,6 +428,7 @@ impl Hierarchy {
                 .flatten();
             if let Some(entry) = cached {
                 if let Ok(value) = parse(&entry.output) {
+                    tracing::debug!(step = %name, "cache hit: the manager's decision is reused");
                     record.status = TaskStatus::Cached;
                     self.lock().record.calls.push(record);
                     return Ok(Answer {
@@ -433,16 +442,24 @@ impl Hierarchy {
         let mut settings = self.call_settings.clone();
         settings.output_schema = schema.cloned();
         let limiter = Arc::clone(&self.limiter.lock().unwrap_or_else(|p| p.into_inner()));
-        let outcome = executor
-            .run(TaskJob {
+        let span = crate::telemetry::spans::manager_step(name, &agent_name);
+        let outcome = tracing::Instrument::instrument(
+            executor.run(TaskJob {
                 request,
                 settings,
                 provider: Arc::clone(&self.provider),
                 limiter,
                 record,
                 tools: TaskToolbox::default(),
-            })
-            .await;
+            }),
+            span.clone(),
+        )
+        .await;
+        crate::telemetry::spans::end_task(&span, &outcome.record);
+        if name == "plan" {
+            self.lock().plan_span = Some(crate::telemetry::spans::context_of(&span));
+        }
+        drop(span);
         let repaired = outcome
             .record
             .attempts

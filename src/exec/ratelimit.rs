@@ -92,6 +92,10 @@ impl Limiter {
     pub fn back_off(&self, pause: Duration) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let pause = pause.min(crate::provider::headers::MAX_SERVER_WAIT);
+        tracing::debug!(
+            pause_ms = pause.as_millis() as u64,
+            "rate limit: pausing every task on this endpoint"
+        );
         let until = Instant::now() + pause;
         if until > state.next_request {
             state.next_request = until;

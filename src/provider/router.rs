@@ -101,6 +101,12 @@ impl Providers {
         if let Some(provider) = built.get(endpoint) {
             return Arc::clone(provider);
         }
+        tracing::debug!(
+            provider = %endpoint.provider,
+            protocol = ?endpoint.protocol,
+            base_url = %crate::redact::redact_urls(&endpoint.base_url),
+            "provider selected for an endpoint"
+        );
         let live: Arc<dyn ChatProvider> = match endpoint.protocol {
             Protocol::Local => Arc::new(self.local.clone()),
             Protocol::OpenAi => Arc::new(OpenAi::new(self.transport.clone(), endpoint.clone())),

@@ -1,6 +1,7 @@
 //! `task_outputs/<task>_output.partial`: what a running task has streamed so far, so another
 //! process (`super orchestra logs --follow`) can watch it. A background thread appends the
-//! streamed text (and a line per failed attempt) as it arrives; the file is removed once the
+//! streamed text (and a line per failed attempt) as it arrives, from the moment the task has
+//! run for half a second (quick tasks never get a file); the file is removed once the
 //! task's own files are written, so a finished run holds none (one killed mid-task keeps what
 //! streamed, filed with the run under `history/`). Text is written up to its last whitespace
 //! and passes the workspace's redaction, so a secret split across chunks is still hidden.
@@ -16,6 +17,11 @@ use std::time::{Duration, Instant};
 
 /// How often streamed text reaches the file.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// A task streaming for less than this never gets a file: a run of 10,000 quick tasks creates
+/// and deletes no file for them, while anyone following a real model's stream (seconds long)
+/// sees it from its first words (what streamed before is written when the file is created).
+const CREATE_AFTER: Duration = Duration::from_millis(500);
 
 /// The file a task's streamed text goes to while it runs.
 pub fn partial_path(root: &std::path::Path, task: &str) -> PathBuf {
@@ -39,17 +45,34 @@ pub struct PartialLog {
 
 /// One task's file and the text not yet written (after its last whitespace).
 struct Open {
+    /// Created once the task has run for CREATE_AFTER, or at its first failed attempt.
     file: Option<std::fs::File>,
+    path: PathBuf,
+    started: Instant,
     pending: String,
     /// What was written last ended a line (or nothing was written).
     at_line_start: bool,
 }
 
 impl Open {
+    /// The file, new: never opened through a link left in its place.
+    fn create(&mut self) {
+        if self.file.is_some() {
+            return;
+        }
+        let _ = std::fs::remove_file(&self.path);
+        self.file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.path)
+            .ok();
+    }
+
     fn write(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }
+        self.create();
         self.at_line_start = text.ends_with('\n');
         if let Some(file) = &mut self.file {
             let clean = super::files::redact_text(text);
@@ -86,7 +109,10 @@ impl PartialLog {
                     // What streamed is written at least every FLUSH_EVERY.
                     if flushed.elapsed() >= FLUSH_EVERY {
                         for task in open.values_mut() {
-                            task.flush(false);
+                            if task.started.elapsed() >= CREATE_AFTER {
+                                task.create();
+                                task.flush(false);
+                            }
                         }
                         flushed = Instant::now();
                     }
@@ -97,18 +123,13 @@ impl PartialLog {
                     };
                     match message {
                         Message::Start(task) => {
-                            // A new file, never opened through a link left in its place.
                             let path = partial_path(&root, &task);
-                            let _ = std::fs::remove_file(&path);
-                            let file = std::fs::OpenOptions::new()
-                                .write(true)
-                                .create_new(true)
-                                .open(&path)
-                                .ok();
                             open.insert(
                                 task,
                                 Open {
-                                    file,
+                                    file: None,
+                                    path,
+                                    started: Instant::now(),
                                     pending: String::new(),
                                     at_line_start: true,
                                 },
@@ -130,9 +151,12 @@ impl PartialLog {
                             // Everything written, then removed: a follower holding the
                             // file open reads to its end once the name is gone.
                             if let Some(mut o) = open.remove(&task) {
-                                o.flush(true);
-                                drop(o);
-                                let _ = std::fs::remove_file(partial_path(&root, &task));
+                                if o.file.is_some() {
+                                    o.flush(true);
+                                    let path = o.path.clone();
+                                    drop(o);
+                                    let _ = std::fs::remove_file(path);
+                                }
                             }
                         }
                     }

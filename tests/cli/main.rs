@@ -17,6 +17,7 @@ mod inputs;
 mod kubernetes;
 mod local;
 mod messages;
+mod observability;
 mod projects;
 mod reliability;
 mod runner;

@@ -257,6 +257,9 @@ impl Project {
                 || key.ends_with("_API_KEY")
                 || key == "OLLAMA_HOST"
                 || key == "OPENAI_BASE_URL"
+                || key.starts_with("OTEL_")
+                || key == "RUST_LOG"
+                || key == "TRACEPARENT"
             {
                 command.env_remove(key);
             }

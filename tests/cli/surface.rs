@@ -319,7 +319,9 @@ fn a_listing_piped_into_head_ends_without_a_panic() {
         .command_with("bash")
         .args([
             "-c",
-            &format!("'{binary}' agent list --library | head -1; echo \"status=${{PIPESTATUS[0]}}\""),
+            &format!(
+                "'{binary}' agent list --library | head -1; echo \"status=${{PIPESTATUS[0]}}\""
+            ),
         ])
         .output()
         .expect("bash");
