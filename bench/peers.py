@@ -34,6 +34,19 @@ WORKLOADS = [("chain", 3, 0), ("chain", 20, 0), ("chain", 100, 0),
 FAN_PARALLEL = 20
 
 
+def workloads(ctx):
+    """--peer-workloads (KIND:TASKS:LATENCY,...) or the issue's list."""
+    if not ctx.a.peer_workloads:
+        return WORKLOADS
+    out = []
+    for item in ctx.a.peer_workloads.split(","):
+        kind, n, lat = item.split(":")
+        if kind not in ("chain", "fan"):
+            raise SystemExit(f"--peer-workloads: unknown kind {kind!r} in {item!r} (chain or fan)")
+        out.append((kind, int(n), int(lat)))
+    return out
+
+
 def peer_env(ctx):
     """The peers' environment: the benchmark's, plus every switch that keeps them off the
     network (telemetry, tracing, model price lists), from bench/peers/common.py."""
@@ -134,7 +147,8 @@ def fig_peers(ctx):
     runs, warm = (1, 0) if ctx.quick else (ctx.a.peer_runs, 1)
     out = {"workloads": [], "frameworks": avail, "network_check": net, "runs": runs, "warmup": warm,
            "peers_python": py}
-    for wi, (kind, n, lat) in enumerate(WORKLOADS):
+    todo = workloads(ctx)
+    for wi, (kind, n, lat) in enumerate(todo):
         entry = {"kind": kind, "tasks": n, "latency_ms": lat, "expected_calls": expected_calls(kind, n),
                  "results": {}}
         got = {fw: [] for fw in FRAMEWORKS}
@@ -193,7 +207,7 @@ def fig_peers(ctx):
                 m["ratio"] = {k: round(m[k] / sup[k], 1) if sup[k] else None
                               for k in ("wall_ms", "cpu_s", "rss_mib")}
         out["workloads"].append(entry)
-        log(f"workload {wi + 1}/{len(WORKLOADS)} done: {kind} {n} @ {lat} ms")
+        log(f"workload {wi + 1}/{len(todo)} done: {kind} {n} @ {lat} ms")
     ctx.save("peers", out)
 
 

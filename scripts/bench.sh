@@ -33,6 +33,8 @@
 #   BENCH_WORK         scratch folder for the generated project (default /tmp/super-bench)
 #   BENCH_NO_INSTALL=1 never install anything; fail listing what is missing
 #   BENCH_NO_BUILD=1   use the binaries already built
+#   BENCH_QUIET_WAIT   seconds to wait before each figure for the 1-minute load average to fall
+#                      below 1.5 (default 300; the load is recorded with every figure either way)
 #
 # Needs: cargo, python3 (>= 3.8, stdlib only), hyperfine and GNU time (apt packages `hyperfine`
 # and `time`; installed here with apt-get when missing and allowed). `local` also needs the model
@@ -114,6 +116,7 @@ for b in super llm-stub; do
 done
 
 ARGS=(--super "$REL/super" --stub "$REL/llm-stub" --work "${BENCH_WORK:-/tmp/super-bench}")
+[[ -n "${BENCH_QUIET_WAIT:-}" ]] && ARGS+=(--quiet-wait "$BENCH_QUIET_WAIT")
 [[ -x "$REL/examples/load" ]] && ARGS+=(--load "$REL/examples/load")
 
 # ---- the local-model comparison: the model and llama-cpp-python --------------------------
