@@ -469,6 +469,7 @@ def main():
                     help="scale: the fan-out sizes (N tasks + 1, max_parallel_tasks 500)")
     ap.add_argument("--peers-python", help="peers: a python with langgraph, langchain-openai and crewai")
     ap.add_argument("--peer-runs", type=int, default=3, help="peers: measured runs per framework and workload")
+    ap.add_argument("--peer-warmup", type=int, default=1, help="peers: warm-up rounds before them")
     ap.add_argument("--peer-workloads", help="peers: KIND:TASKS:LATENCY_MS,... (default: the issue's seven)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--results", default=os.path.join(HERE, "results"))

@@ -231,7 +231,7 @@ class RunFailed(SystemExit):
     """A measured command failed (uncaught, it ends the harness with its message)."""
 
 
-def timed_run(ctx, cmd, label, env=None, cwd=None, stdout=False):
+def timed_run(ctx, cmd, label, env=None, cwd=None, stdout=False, timeout=1800):
     """One run of `cmd` under GNU time (of that process and its children alone): its wall time
     (perf_counter around it, and GNU time's %e), user and system CPU, peak RSS; with
     stdout=True also its standard output."""
@@ -245,7 +245,10 @@ def timed_run(ctx, cmd, label, env=None, cwd=None, stdout=False):
                              cwd=cwd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            r_out, r_err = p.communicate()
+            r_out, r_err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(p)
+            raise RunFailed(f"{label}: no end after {timeout} s (stopped)")
         except BaseException:
             kill_group(p)
             raise

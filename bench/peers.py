@@ -110,9 +110,12 @@ def network_check(ctx, py, fw, env, work):
     trace = os.path.join(work, f"strace-{fw}.txt")
     with Stub(ctx, 0) as stub:
         port = stub.url.rsplit(":", 1)[1]
-        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=connect", "-o", trace]
-                           + peer_cmd(py, fw, "chain", 3, stub, os.path.join(work, f"net-{fw}")),
-                           env=env, capture_output=True, text=True)
+        try:
+            r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=connect", "-o", trace]
+                               + peer_cmd(py, fw, "chain", 3, stub, os.path.join(work, f"net-{fw}")),
+                               env=env, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return {"checked": False, "why": "the run under strace did not end in 600 s"}
     if r.returncode != 0:
         return {"checked": False, "why": f"run under strace failed: {r.stderr.strip()[-300:]}"}
     other = []
@@ -144,7 +147,7 @@ def fig_peers(ctx):
         if "versions" in v:
             net[fw] = network_check(ctx, py, fw, env, work)
             log(f"{fw} network check: {net[fw]}")
-    runs, warm = (1, 0) if ctx.quick else (ctx.a.peer_runs, 1)
+    runs, warm = (1, 0) if ctx.quick else (ctx.a.peer_runs, ctx.a.peer_warmup)
     out = {"workloads": [], "frameworks": avail, "network_check": net, "runs": runs, "warmup": warm,
            "peers_python": py}
     todo = workloads(ctx)

@@ -35,6 +35,8 @@
 #   BENCH_NO_BUILD=1   use the binaries already built
 #   BENCH_QUIET_WAIT   seconds to wait before each figure for the 1-minute load average to fall
 #                      below 1.5 (default 300; the load is recorded with every figure either way)
+#   BENCH_PEER_RUNS    peers: measured rounds (default 3), after BENCH_PEER_WARMUP warm-up rounds
+#                      (default 1); a round at load ~1 takes ~4 min (CrewAI's chains of 100 most)
 #
 # Needs: cargo, python3 (>= 3.8, stdlib only), hyperfine and GNU time (apt packages `hyperfine`
 # and `time`; installed here with apt-get when missing and allowed). `local` also needs the model
@@ -117,6 +119,8 @@ done
 
 ARGS=(--super "$REL/super" --stub "$REL/llm-stub" --work "${BENCH_WORK:-/tmp/super-bench}")
 [[ -n "${BENCH_QUIET_WAIT:-}" ]] && ARGS+=(--quiet-wait "$BENCH_QUIET_WAIT")
+[[ -n "${BENCH_PEER_RUNS:-}" ]] && ARGS+=(--peer-runs "$BENCH_PEER_RUNS")
+[[ -n "${BENCH_PEER_WARMUP:-}" ]] && ARGS+=(--peer-warmup "$BENCH_PEER_WARMUP")
 [[ -x "$REL/examples/load" ]] && ARGS+=(--load "$REL/examples/load")
 
 # ---- the local-model comparison: the model and llama-cpp-python --------------------------
