@@ -236,9 +236,10 @@ def summary_lines(d):
     changed = " (with local changes to src/)" if src.get("src_modified") else ""
     add(f"`super` at commit {str(src.get('commit'))[:10]}{changed}; " + "; ".join(vers) + ". "
         f"Recorded {d.get('recorded_at')}; load average {d.get('load_average_at_start')} (1 min) at the "
-        f"start, {d.get('load_average_at_end')} (1, 5, 15 min) at the end. Medians of {d['runs']} "
-        f"interleaved runs after {d['warmup']} warm-up round, each a whole process (interpreter and "
-        f"imports included) under GNU time.")
+        f"start, {d.get('load_average_at_end')} (1, 5, 15 min) at the end. "
+        + (f"Medians of {d['runs']} interleaved rounds" if d["runs"] > 1 else "One interleaved round (no median)")
+        + f" after {d['warmup']} warm-up round{'s' if d['warmup'] != 1 else ''}; each run a whole process "
+        "(interpreter and imports included) under GNU time, against a stub of its own.")
     add("")
     add("| workload | stub | framework | wall | CPU user + sys | peak RSS | stub requests per run "
         "| wall / super | CPU / super | RSS / super | load (1 min) |")
