@@ -17,7 +17,8 @@
 #                       task; validate and --dry-run of 10,000/100,000-task random DAGs (~5 min)
 #            peers      the same workloads in super, LangGraph and CrewAI against the same stub,
 #                       interleaved: chains of 3/20/100 at 0 and 50 ms, fan-out 20 + 1 at 200 ms
-#                       (~15 min; the first time installs the peers into BENCH_PEERS_VENV)
+#                       (1 warm-up + 3 rounds; a round takes minutes, CrewAI's chains of 100
+#                       most; the first time installs the peers into BENCH_PEERS_VENV)
 #            all        all of the above (default)
 #            summary    only rebuild bench/results/summary.md from the saved results
 #   --quick       fewer runs: a smoke test of the harness, not figures to publish
@@ -36,7 +37,7 @@
 #   BENCH_QUIET_WAIT   seconds to wait before each figure for the 1-minute load average to fall
 #                      below 1.5 (default 300; the load is recorded with every figure either way)
 #   BENCH_PEER_RUNS    peers: measured rounds (default 3), after BENCH_PEER_WARMUP warm-up rounds
-#                      (default 1); a round at load ~1 takes ~4 min (CrewAI's chains of 100 most)
+#                      (default 1)
 #
 # Needs: cargo, python3 (>= 3.8, stdlib only), hyperfine and GNU time (apt packages `hyperfine`
 # and `time`; installed here with apt-get when missing and allowed). `local` also needs the model
