@@ -2,12 +2,14 @@
 """Whole-process benchmarks of `super` (driven by scripts/bench.sh; see BENCHMARKS.md).
 
     python3 bench/bench.py [options] FIGURE...      FIGURE: baseline startup validate
-                                                    overhead fanout local | all | summary
+                                                    overhead fanout local scale peers
+                                                    | all | summary
 
 Times come from hyperfine (median of >= 5 runs after warm-up runs), peak RSS from GNU time
 (`/usr/bin/time -f %M`, median of >= 5 runs after a warm-up). Each figure writes
 RESULTS/<figure>.json; `summary` (run after every figure) writes RESULTS/summary.md from
-whatever JSON files exist.
+whatever JSON files exist. The scale and peers figures (bench/scale.py, bench/peers.py) time
+each run under GNU time alone (wall, user + sys CPU, peak RSS of the measured process only).
 """
 
 import argparse
@@ -17,15 +19,16 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-GOAL = "bench"
-MiB = 1024.0
+from harness import (GOAL, HERE, MiB, Ctx, Stub, check_run, hyperfine, load, log, peak_rss, run_cmd,
+                     stash, stub_floor, verdict, wait_quiet, workspace)
+import peers
+import scale
 
 # Targets from issue 7 (and the embedded-model issue for RSS).
 TARGETS = {
@@ -37,203 +40,6 @@ TARGETS = {
     "local_gen_ratio": 0.8,
     "local_rss_ratio": 1.5,
 }
-
-
-def log(*a):
-    print("[bench]", *a, file=sys.stderr, flush=True)
-
-
-class Ctx:
-    def __init__(self, a):
-        self.super = os.path.abspath(a.super)
-        self.stub = os.path.abspath(a.stub)
-        self.results = os.path.abspath(a.results)
-        self.work = os.path.abspath(a.work)
-        self.quick = a.quick
-        self.a = a
-        # A fresh folder per session: the project, and the trash where workspaces are moved
-        # between timed runs (deleted when the session ends).
-        self.session = os.path.join(self.work, time.strftime("session-%Y%m%d-%H%M%S"))
-        self.project = os.path.join(self.session, "project")
-        self.trash = os.path.join(self.session, "trash")
-        os.makedirs(self.results, exist_ok=True)
-        os.makedirs(self.session, exist_ok=True)
-        self.env = dict(os.environ, OPENAI_API_KEY="bench-key", NO_COLOR="1")
-        for k in ("SUPER_PROVIDER", "SUPER_MODEL", "SUPER_BASE_URL", "SUPER_PROJECT"):
-            self.env.pop(k, None)
-
-    def runs(self, n):
-        return max(5, n // 4) if self.quick else n
-
-    def generate(self):
-        # Regenerated once per invocation (deterministic, ~0.1 s), so a stale project never lingers.
-        if not getattr(self, "_generated", False):
-            self._generated = True
-            log("generating orchestras into", self.project)
-            subprocess.run([sys.executable, os.path.join(HERE, "gen_orchestras.py"), self.project,
-                            "--seed", str(self.a.seed)], check=True, stdout=subprocess.DEVNULL)
-
-    def save(self, figure, data):
-        data["recorded_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-        data["load_average_at_start"] = getattr(self, "load_at_start", None)
-        data["source"] = source_state()
-        # What was measured: the binaries' build times (the source state above is read now;
-        # with BENCH_NO_BUILD=1 the binaries may be older than the tree).
-        data["binaries"] = {os.path.basename(b): time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(b)))
-                            for b in (self.super, self.stub, self.a.local_bench) if b and os.path.exists(b)}
-        data["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        data["quick"] = self.quick
-        path = os.path.join(self.results, figure + ".json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(path + ".tmp", path)
-        log("wrote", path)
-
-
-def source_state():
-    """The commit measured and whether the tree had local changes (read-only git calls)."""
-    root = os.path.dirname(HERE)
-    try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "src", "crates",
-                                "Cargo.toml", "Cargo.lock"], capture_output=True, text=True).stdout
-        changed = [line[3:] for line in dirty.splitlines() if line.strip()]
-        return {"commit": head or None, "src_modified": bool(changed), "modified_paths": changed}
-    except OSError:
-        return {"commit": None}
-
-
-def wait_quiet(ctx, label):
-    """Wait (up to --quiet-wait seconds) until the 1-minute load average is below --quiet-load:
-    the machine is shared, and another job's build or benchmark swamps what is measured."""
-    deadline = time.time() + ctx.a.quiet_wait
-    warned = False
-    while os.getloadavg()[0] > ctx.a.quiet_load and time.time() < deadline:
-        if not warned:
-            log(f"{label}: load average {os.getloadavg()[0]:.2f} > {ctx.a.quiet_load}; waiting "
-                f"up to {ctx.a.quiet_wait} s for a quieter machine")
-            warned = True
-        time.sleep(10)
-    load = os.getloadavg()[0]
-    if load > ctx.a.quiet_load:
-        log(f"{label}: measuring anyway at load average {load:.2f}")
-    return round(load, 2)
-
-
-def hyperfine(ctx, cmd, runs, warmup, prepare=None, name="x"):
-    """Median (and min, max, mean) of `cmd` (a list) in ms, no shell in between."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        out = f.name
-    args = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs),
-            "--export-json", out]
-    if prepare:
-        args += ["--prepare", shlex.join(prepare)]
-    args.append(shlex.join(cmd))
-    r = subprocess.run(args, env=ctx.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"hyperfine failed for {name}: {r.stderr.strip()}\ncommand: {shlex.join(cmd)}")
-    with open(out) as f:
-        res = json.load(f)["results"][0]
-    os.unlink(out)
-    ms = [t * 1e3 for t in res["times"]]
-    return {
-        "median_ms": round(statistics.median(ms), 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "min_ms": round(min(ms), 3),
-        "max_ms": round(max(ms), 3),
-        "runs": len(ms),
-        "warmup": warmup,
-    }
-
-
-def peak_rss(ctx, cmd, runs, warmup=1, prepare=None):
-    """Median peak RSS (MiB) of `cmd` over `runs` runs after `warmup` runs, from GNU time."""
-    vals = []
-    with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as f:
-        out = f.name
-    for i in range(warmup + runs):
-        if prepare:
-            subprocess.run(prepare, check=True)
-        r = subprocess.run(["/usr/bin/time", "-o", out, "-f", "%M"] + cmd, env=ctx.env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"failed ({r.returncode}): {shlex.join(cmd)}\n{r.stderr[-2000:]}")
-        with open(out) as f:
-            kb = int(f.read().split()[-1])
-        if i >= warmup:
-            vals.append(kb / MiB)
-    os.unlink(out)
-    return {"median_mib": round(statistics.median(vals), 2), "min_mib": round(min(vals), 2),
-            "max_mib": round(max(vals), 2), "runs": len(vals)}
-
-
-class Stub:
-    """llm-stub on a free loopback port; on exit, its request count and max in flight."""
-
-    def __init__(self, ctx, latency_ms):
-        self.ctx, self.latency_ms = ctx, latency_ms
-        self.requests = self.max_in_flight = None
-
-    def __enter__(self):
-        self.p = subprocess.Popen([self.ctx.stub, "--port", "0", "--latency-ms", str(self.latency_ms),
-                                   "--exit-on-stdin-close"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline()
-        m = re.search(r"listening on (http://\S+)", line)
-        if not m:
-            self.p.kill()
-            raise SystemExit(f"llm-stub did not start: {line!r}")
-        self.url = m.group(1).rstrip("/")
-        return self
-
-    def __exit__(self, *exc):
-        self.p.stdin.close()
-        rest = self.p.stdout.read()
-        self.p.wait(timeout=10)
-        m = re.search(r"requests=(\d+) max_in_flight=(\d+)", rest)
-        if m:
-            self.requests, self.max_in_flight = int(m.group(1)), int(m.group(2))
-        return False
-
-
-def stub_floor(stub, n):
-    """Median round trip of a minimal keep-alive client (bench/stub_rtt.py) to this stub."""
-    r = subprocess.run([sys.executable, os.path.join(HERE, "stub_rtt.py"), stub.url, str(n)],
-                       capture_output=True, text=True, check=True)
-    return json.loads(r.stdout)
-
-
-def run_cmd(ctx, oid, stub, extra=()):
-    return [ctx.super, "--project", ctx.project, "orchestra", "run", oid, "--goal", GOAL, "--quiet",
-            "--provider", "openai", "--model", "bench", "--base-url", stub.url + "/v1", *extra]
-
-
-def workspace(ctx, oid):
-    return os.path.join(ctx.project, "orchestra_workspaces", oid)
-
-
-def stash(ctx, oid):
-    """The --prepare command between timed runs: move the last run's workspace aside."""
-    return [os.path.join(HERE, "stash.sh"), workspace(ctx, oid), ctx.trash]
-
-
-def check_run(ctx, oid, stub, n_tasks, extra=()):
-    """One untimed run; it must exit 0 and its run.json must show every task succeeded."""
-    subprocess.run(stash(ctx, oid), check=True)
-    r = subprocess.run(run_cmd(ctx, oid, stub, extra), env=ctx.env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"run {oid} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    manifest = os.path.join(workspace(ctx, oid), "run.json")
-    with open(manifest) as f:
-        m = json.load(f)
-    tasks = m.get("tasks", {})
-    statuses = [t.get("status") for t in (tasks.values() if isinstance(tasks, dict) else tasks)]
-    ok = sum(1 for s in statuses if s in ("succeeded", "success", "completed", "done", "ok"))
-    if len(statuses) != n_tasks or ok != n_tasks:
-        raise SystemExit(f"run {oid}: expected {n_tasks} finished tasks in run.json, got "
-                         f"{ok}/{len(statuses)}: {sorted(set(map(str, statuses)))}")
 
 
 # ---------------------------------------------------------------- figures
@@ -449,22 +255,11 @@ def fig_local(ctx):
 
 # ---------------------------------------------------------------- summary
 
-def load(ctx, fig):
-    p = os.path.join(ctx.results, fig + ".json")
-    if os.path.exists(p):
-        with open(p) as f:
-            return json.load(f)
-    return None
-
-
-def verdict(ok):
-    return "met" if ok else "**missed**"
-
-
 def summary(ctx):
     L = []
     add = L.append
     b, s, v, o, f, loc = (load(ctx, x) for x in ("baseline", "startup", "validate", "overhead", "fanout", "local"))
+    sc, pe = load(ctx, "scale"), load(ctx, "peers")
     add("| figure | target | median | verdict |")
     add("| --- | --- | --- | --- |")
     if s:
@@ -513,7 +308,8 @@ def summary(ctx):
             f"{sc['generation_tokens_per_s']:.1f} vs {sl['generation_tokens_per_s']:.1f} tok/s "
             f"(paired runs: median {r:.2f}×) | {verdict(r >= 0.75)} |")
     add("")
-    if s and o and f:
+    if s and o and f and not pe:
+        # Only until the peers are measured here (`scripts/bench.sh peers`), which replaces it.
         zero = next(e for e in o["latencies"] if e["latency_ms"] == 0)
         rows = {r["tasks"]: r for r in zero["rows"]}
         fan = next((r for r in f["rows"] if r["tasks"] == 20 and r["max_parallel"] == 20), None)
@@ -621,6 +417,10 @@ def summary(ctx):
             elif key + "_missing" in loc:
                 add(f"| {name} | – | – | – | – | not measured: {loc[key + '_missing']} |")
         add("")
+    if sc:
+        L += scale.summary_lines(sc)
+    if pe:
+        L += peers.summary_lines(pe)
     text = "\n".join(L) + "\n"
     path = os.path.join(ctx.results, "summary.md")
     with open(path, "w") as fh:
@@ -649,7 +449,8 @@ def update_doc(text):
 
 
 FIGURES = {"baseline": fig_baseline, "startup": fig_startup, "validate": fig_validate,
-           "overhead": fig_overhead, "fanout": fig_fanout, "local": fig_local}
+           "overhead": fig_overhead, "fanout": fig_fanout, "local": fig_local,
+           "scale": scale.fig_scale, "peers": peers.fig_peers}
 
 
 def main():
@@ -664,6 +465,12 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--scale-sizes", default="100,1000,10000",
+                    help="scale: the fan-out sizes (N tasks + 1, max_parallel_tasks 500)")
+    ap.add_argument("--peers-python", help="peers: a python with langgraph, langchain-openai and crewai")
+    ap.add_argument("--peer-runs", type=int, default=3, help="peers: measured runs per framework and workload")
+    ap.add_argument("--peer-warmup", type=int, default=1, help="peers: warm-up rounds before them")
+    ap.add_argument("--peer-workloads", help="peers: KIND:TASKS:LATENCY_MS,... (default: the issue's seven)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "super-bench"))
@@ -675,6 +482,10 @@ def main():
                     help="before each figure, wait for the 1-minute load average to drop below this")
     ap.add_argument("--quiet-wait", type=int, default=300, help="... for at most this many seconds")
     a = ap.parse_args()
+    # A stop (kill, hang-up) unwinds like Ctrl-C: stubs and measured process groups are ended and
+    # the session folder deleted by the finally blocks, so nothing is left running.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     if a.quick:
         a.quiet_wait = 0
     ctx = Ctx(a)

