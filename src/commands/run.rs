@@ -172,7 +172,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
     let (path, project) = context.orchestra(&args.orchestra)?;
     let config = load_config(context, project.as_ref())?;
     // The config's `output` applies when no flag chooses how the run reports.
-    let mode_flag = args.json || args.verbose || args.quiet || args.print;
+    let mode_flag = args.json || args.verbose > 0 || args.quiet || args.print;
     let mode = config
         .output
         .as_ref()
@@ -180,7 +180,9 @@ pub fn run(context: &Context, args: &RunArgs) -> Outcome {
         .filter(|_| !mode_flag);
     let args = &RunArgs {
         json: args.json || mode == Some(OutputMode::Json),
-        verbose: args.verbose || mode == Some(OutputMode::Verbose),
+        verbose: args
+            .verbose
+            .max(u8::from(mode == Some(OutputMode::Verbose))),
         quiet: args.quiet || mode == Some(OutputMode::Quiet),
         threads: args.threads.or(config.threads.as_ref().map(|s| s.value)),
         ..args.clone()
