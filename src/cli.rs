@@ -821,7 +821,11 @@ mod help_tests {
             Some("run")
         );
         assert_eq!(
-            super::near_subcommand(&root, &args("orchestra runz sdlc"), "runz"),
+            super::near_subcommand(&root, &args("orchestra runz sdlc"), "runz").as_deref(),
+            Some("runs")
+        );
+        assert_eq!(
+            super::near_subcommand(&root, &args("orchestra runsz sdlc"), "runsz"),
             None,
             "no shorter action for a longer word"
         );

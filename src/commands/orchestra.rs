@@ -52,12 +52,7 @@ pub fn list(context: &Context, args: &ListArgs) -> Outcome {
         }
     }
     let headers = ["ID", "Name", "Description", "Agents", "Tasks"];
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
+    let mut widths = crate::report::terminal::column_widths(&headers, &rows);
     // On a terminal (or with COLUMNS), the description and agents give way so lines fit.
     if let Some(columns) = crate::report::terminal::stdout_width() {
         const DESCRIPTION: usize = 2;
@@ -69,17 +64,8 @@ pub fn list(context: &Context, args: &ListArgs) -> Outcome {
             }
         }
     }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    shown!("{}", line(headers.map(str::to_string).to_vec()));
+    let line = |cells: &[String]| crate::report::terminal::table_row(cells, &widths);
+    shown!("{}", line(&headers.map(str::to_string)));
     shown!(
         "{}",
         widths
@@ -88,8 +74,8 @@ pub fn list(context: &Context, args: &ListArgs) -> Outcome {
             .collect::<Vec<_>>()
             .join("  ")
     );
-    for row in rows {
-        shown!("{}", line(row.to_vec()));
+    for row in &rows {
+        shown!("{}", line(row));
     }
     if !broken.is_empty() {
         eprintln!(

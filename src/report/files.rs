@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 /// The version of `metrics.json`'s layout; bumped when a field changes meaning or goes away.
 pub const METRICS_SCHEMA_VERSION: u32 = 1;
+/// The version of a `trace.jsonl` line's fields, on every line (live spans and `finish`'s).
+pub const TRACE_SCHEMA_VERSION: u32 = 1;
 
 pub fn metrics(manifest: &Manifest) -> Value {
     let tasks: Vec<Value> = manifest
@@ -70,6 +72,7 @@ struct Span<'a> {
 impl Span<'_> {
     fn to_json(&self, trace_id: &str) -> Value {
         json!({
+            "schema_version": TRACE_SCHEMA_VERSION,
             "trace_id": trace_id,
             "span_id": self.id,
             "parent_span_id": self.parent,

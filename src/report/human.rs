@@ -463,22 +463,8 @@ pub(crate) fn summary(
             ]
         })
         .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let format_row = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
+    let widths = crate::report::terminal::column_widths(&headers, &rows);
+    let format_row = |cells: &[String]| crate::report::terminal::table_row(cells, &widths);
     let mut out = String::from("\n");
     out.push_str(&format_row(&headers.map(str::to_string)));
     out.push('\n');

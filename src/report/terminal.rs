@@ -36,6 +36,32 @@ fn terminal_columns(_fd: i32) -> Option<usize> {
     None
 }
 
+/// The width of each column of a table: its widest cell or header, in characters.
+pub(crate) fn column_widths<const N: usize>(
+    headers: &[&str; N],
+    rows: &[[String; N]],
+) -> [usize; N] {
+    let mut widths = headers.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    widths
+}
+
+/// One row of a table: each cell padded to its column, two spaces between, no trailing blank.
+pub(crate) fn table_row<S: AsRef<str>>(cells: &[S], widths: &[usize]) -> String {
+    cells
+        .iter()
+        .zip(widths)
+        .map(|(cell, &width)| format!("{:<width$}", cell.as_ref()))
+        .collect::<Vec<_>>()
+        .join("  ")
+        .trim_end()
+        .to_string()
+}
+
 /// Narrows the `shrinkable` columns (widest first, none below `min`) until a table of these
 /// column widths, two spaces between columns, fits in `max_total` columns, when it can.
 pub(crate) fn fit_columns(

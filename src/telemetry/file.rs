@@ -124,6 +124,7 @@ pub(crate) fn span_json(span: &SpanData) -> Value {
         })
         .collect();
     let mut line = json!({
+        "schema_version": crate::report::files::TRACE_SCHEMA_VERSION,
         "trace_id": span.span_context.trace_id().to_string(),
         "span_id": span.span_context.span_id().to_string(),
         "parent_span_id": (span.parent_span_id != SpanId::INVALID).then(|| span.parent_span_id.to_string()),

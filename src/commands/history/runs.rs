@@ -127,12 +127,8 @@ pub(crate) fn render(runs: &[RunSummary], width: Option<usize>) -> String {
             ]
         })
         .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths = crate::report::terminal::column_widths(&headers, &rows);
+    // Padded whole (the goal column follows).
     let line = |cells: &[String]| -> String {
         cells
             .iter()
