@@ -90,6 +90,7 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
     let mut total_cost = 0.0;
     let mut any_unknown_price = false;
     let mut number = 0;
+    let no_outputs = vec![None; tasks.len()];
     for (p, phase) in plan.phases.iter().enumerate() {
         if let Some(name) = &phase.name {
             let _ = writeln!(
@@ -130,7 +131,7 @@ pub fn render(loaded: &Loaded, settings: &RunSettings, counter: Option<&PromptCo
                     output,
                     cost,
                     counted,
-                } = estimate(loaded, settings, i, counter);
+                } = estimate(loaded, settings, i, counter, &no_outputs);
                 any_unknown_price |= !pricing.is_known(model);
                 total_in += input;
                 total_out += output;
@@ -265,17 +266,19 @@ struct TaskEstimate {
 
 /// Task `i`'s prompt as built for the run (context outputs not yet known: each assumed at
 /// its model's `max_tokens`), counted or estimated, with its cost.
+/// `outputs`: one `None` per task (no output exists before the run), made once by the caller:
+/// a fresh one per task made the estimate of 100,000 tasks quadratic.
 fn estimate(
     loaded: &Loaded,
     settings: &RunSettings,
     i: usize,
     counter: Option<&PromptCounter>,
+    outputs: &[Option<std::sync::Arc<str>>],
 ) -> TaskEstimate {
     let tasks = &loaded.spec.tasks;
     let plan = &loaded.plan;
     let task_settings = &settings.tasks[i];
     let model = &task_settings.model;
-    let outputs: Vec<Option<std::sync::Arc<str>>> = vec![None; tasks.len()];
     let name_of = |j: usize| (tasks[j].name.to_string(), tasks[j].agent.to_string());
     let request = build_request(
         loaded,
@@ -284,7 +287,7 @@ fn estimate(
         &plan.context[i],
         &name_of,
         &settings.goal,
-        &outputs,
+        outputs,
     );
     let counted = match (model.endpoint.protocol, counter) {
         (Protocol::Local, Some(counter)) => counter.count(&request),
@@ -377,6 +380,7 @@ pub fn plan_json(
     let mut unknown_prices = false;
     let mut listed = Vec::new();
     let mut number = 0;
+    let no_outputs = vec![None; tasks.len()];
     for (p, _) in plan.phases.iter().enumerate() {
         for wave in &plan.waves {
             for &i in wave.iter().filter(|&&i| plan.phase_of[i] == p) {
@@ -384,7 +388,7 @@ pub fn plan_json(
                 let task = &tasks[i];
                 let task_settings = &settings.tasks[i];
                 let model = &task_settings.model;
-                let e = estimate(loaded, settings, i, counter);
+                let e = estimate(loaded, settings, i, counter, &no_outputs);
                 unknown_prices |= !pricing.is_known(model);
                 total_in += e.input;
                 total_out += e.output;
