@@ -291,6 +291,8 @@ pub(crate) fn start_run(trace: RunTrace<'_>) -> Result<RunTelemetry, String> {
             }
         }
     }
+    // One run per process: the sinks are set once (a second run in the same process, which no
+    // command makes, would keep the first run's).
     let _ = installed.sinks.set(Sinks { file, batch });
     ACTIVE.store(true, Ordering::Relaxed);
     tracing::callsite::rebuild_interest_cache();

@@ -199,6 +199,8 @@ fn follow(run: &RunEntry, manifest: &Manifest, task: &TaskRecord) -> Outcome {
     let mut buffer = Vec::new();
     let drain = |stream: &mut Option<std::fs::File>, buffer: &mut Vec<u8>| {
         if let Some(file) = stream {
+            // Display only: a failed read is tried again at the next poll, and the task's
+            // files (read whole at the end) hold everything.
             let _ = file.read_to_end(buffer);
         }
         // Only whole UTF-8 characters are printed; a cut one waits for its rest.
