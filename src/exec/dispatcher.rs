@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -382,8 +382,12 @@ impl RunShared<'_> {
                 let entry = cache_entry(key.clone(), &outcome.record, text);
                 // Best effort: the same entry is written (and a failure reported) once the
                 // reviews end; this early copy only spares a re-run after a kill mid-review.
-                if let Ok(file) = self.cache.entry_file(&entry) {
-                    let _ = self.writer.write(vec![file]).wait().await;
+                if let Ok(line) = self.cache.journal_line(&entry) {
+                    let _ = self
+                        .writer
+                        .write_recorded(Some(line), Vec::new())
+                        .wait()
+                        .await;
                 }
             }
             outcome = self.reviewed(manager, &spec, again, outcome).await;
@@ -392,18 +396,18 @@ impl RunShared<'_> {
         if let Err(error) = prompt_written.wait().await {
             problems.push(error);
         }
-        let mut files = Vec::new();
         // The durable record first: an output on disk always has its record.
+        let mut line = None;
         if let (Some(text), true) = (&outcome.output, self.store) {
             let entry = cache_entry(key, &outcome.record, text);
-            match self.cache.entry_file(&entry) {
-                Ok(file) => files.push(file),
+            match self.cache.journal_line(&entry) {
+                Ok(record) => line = Some(record),
                 Err(error) => problems.push(error),
             }
         }
-        files.extend(outcome_files(self.workspace, &task, &outcome));
-        if !files.is_empty() {
-            match self.writer.write(files).wait().await {
+        let files = outcome_files(self.workspace, &task, &outcome);
+        if line.is_some() || !files.is_empty() {
+            match self.writer.write_recorded(line, files).wait().await {
                 Ok(()) if outcome.output.is_some() => {
                     outcome.record.output_file = relative(self.workspace, &output_path)
                 }
@@ -635,6 +639,15 @@ pub async fn execute(
         store: settings.reuse != Reuse::Off,
         hierarchy: inputs.hierarchy,
     };
+    // Before any task appends to it: the journal's keys, for a run that reuses outputs.
+    if matches!(settings.reuse, Reuse::Resume | Reuse::From(_)) {
+        if let Err(error) = shared.cache.load() {
+            tracing::warn!(
+                "cannot read the task cache `{}` ({error}); tasks whose output it holds run again",
+                crate::source::display_path(&shared.cache.journal())
+            );
+        }
+    }
     // The hierarchical strategy: the manager's plan decides the tasks the workers run (the
     // declared ones when it is unusable).
     let applied = match inputs.hierarchy {
@@ -681,24 +694,34 @@ pub async fn execute(
         started_unix_ms,
     );
     let mut scheduler = Scheduler::new(plan);
-    let snapshot = |manifest: &mut Manifest, records: &[TaskRecord], scheduler: &Scheduler| {
-        manifest.tasks = scheduler
-            .order()
-            .iter()
-            .map(|&i| TaskRecord {
-                status: scheduler.state(i),
-                ..records[i].clone()
-            })
-            .collect();
+    // A checkpoint lends the records to the manifest (moved, not cloned), serializes it and
+    // takes them back: its cost is the serialization alone, and `Pacing` spaces checkpoints so
+    // that they take a small share of the dispatcher's time however large the run grows.
+    let mut write_failures: Vec<WriteError> = Vec::new();
+    let mut pacing = Pacing::new(settings.checkpoint_interval);
+    let checkpoint_now = |manifest: &mut Manifest,
+                          records: &mut [TaskRecord],
+                          scheduler: &Scheduler,
+                          pacing: &mut Pacing,
+                          write_failures: &mut Vec<WriteError>| {
+        let begun = Instant::now();
+        lend_records(manifest, records, scheduler);
         manifest.duration_ms = started.elapsed().as_millis() as u64;
         manifest.manager = inputs.hierarchy.map(super::manager::Hierarchy::record);
         manifest.recompute_totals();
+        if let Some(error) = checkpoint(&shared.writer, workspace, manifest) {
+            write_failures.push(error);
+        }
+        take_back_records(manifest, records, scheduler);
+        pacing.spent(begun.elapsed());
     };
-    let mut write_failures: Vec<WriteError> = Vec::new();
-    snapshot(&mut manifest, &records, &scheduler);
-    if let Some(error) = checkpoint(&shared.writer, workspace, &manifest) {
-        write_failures.push(error);
-    }
+    checkpoint_now(
+        &mut manifest,
+        &mut records,
+        &scheduler,
+        &mut pacing,
+        &mut write_failures,
+    );
 
     report(&RunEvent::RunStarted {
         run_id: inputs.run_id.clone(),
@@ -741,7 +764,6 @@ pub async fn execute(
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
     let mut aborted = false;
-    let mut last_checkpoint = Instant::now();
     let mut failed_any = false;
     let mut interrupts_open = true;
     let limiters = &limits;
@@ -919,12 +941,8 @@ pub async fn execute(
                         }
                     }
                 }
-                if last_checkpoint.elapsed() >= settings.checkpoint_interval {
-                    last_checkpoint = Instant::now();
-                    snapshot(&mut manifest, &records, &scheduler);
-                    if let Some(error) = checkpoint(&shared.writer, workspace, &manifest) {
-                        write_failures.push(error);
-                    }
+                if pacing.due() {
+                    checkpoint_now(&mut manifest, &mut records, &scheduler, &mut pacing, &mut write_failures);
                 }
             }
         }
@@ -979,10 +997,15 @@ pub async fn execute(
     // Every task file is on disk before the results that summarise them.
     let RunShared { writer, .. } = shared;
     write_failures.extend(writer.finish());
-    snapshot(&mut manifest, &records, &scheduler);
+    lend_records(&mut manifest, &mut records, &scheduler);
+    manifest.duration_ms = started.elapsed().as_millis() as u64;
+    manifest.manager = inputs.hierarchy.map(super::manager::Hierarchy::record);
+    manifest.recompute_totals();
     let sinks: Vec<usize> = run_sinks(&scheduler, &table);
+    // Lent to the blocking thread and taken back (never copied: it holds every record).
+    let manifest = Arc::new(manifest);
     let results = {
-        let manifest = manifest.clone();
+        let manifest = Arc::clone(&manifest);
         let names: Vec<(String, String)> = (0..scheduler.len())
             .map(|i| {
                 let t = table.spec(i);
@@ -1014,6 +1037,8 @@ pub async fn execute(
         })
     };
     write_failures.extend(results);
+    // The blocking closure, and its reference, are gone once it returned.
+    let mut manifest = Arc::try_unwrap(manifest).unwrap_or_else(|shared| (*shared).clone());
 
     manifest.status = if interrupted {
         RunStatus::Interrupted
@@ -1142,6 +1167,55 @@ pub(crate) fn sinks(order: &[usize], prerequisites: &[Vec<usize>]) -> Vec<usize>
         .collect()
 }
 
+/// Moves every record into the manifest in the plan's order, each with its scheduler status.
+fn lend_records(manifest: &mut Manifest, records: &mut [TaskRecord], scheduler: &Scheduler) {
+    manifest.tasks.clear();
+    manifest.tasks.reserve(scheduler.order().len());
+    for &i in scheduler.order() {
+        let mut record = std::mem::take(&mut records[i]);
+        record.status = scheduler.state(i);
+        manifest.tasks.push(record);
+    }
+}
+
+/// Moves the records lent by `lend_records` back to their places.
+fn take_back_records(manifest: &mut Manifest, records: &mut [TaskRecord], scheduler: &Scheduler) {
+    for (record, &i) in manifest.tasks.drain(..).zip(scheduler.order()) {
+        records[i] = record;
+    }
+}
+
+/// When the next checkpoint may be written: no sooner than the configured interval, and no
+/// sooner than `SHARE` times what the last one took, so rewriting a `run.json` that grows with
+/// the run stays a bounded share of the dispatcher's time (about 1/SHARE) at any size.
+pub(crate) struct Pacing {
+    interval: Duration,
+    gap: Duration,
+    last: Instant,
+}
+
+impl Pacing {
+    const SHARE: u32 = 20;
+
+    pub(crate) fn new(interval: Duration) -> Pacing {
+        Pacing {
+            interval,
+            gap: interval,
+            last: Instant::now(),
+        }
+    }
+
+    pub(crate) fn due(&self) -> bool {
+        self.last.elapsed() >= self.gap
+    }
+
+    /// A checkpoint just ended, having taken `cost`.
+    pub(crate) fn spent(&mut self, cost: Duration) {
+        self.last = Instant::now();
+        self.gap = self.interval.max(cost.saturating_mul(Self::SHARE));
+    }
+}
+
 /// Queues `run.json`; a failure to queue is returned (a failure to write comes from `finish`).
 fn checkpoint(
     writer: &BackgroundWriter,
@@ -1149,13 +1223,42 @@ fn checkpoint(
     manifest: &Manifest,
 ) -> Option<WriteError> {
     let path = workspace.path(crate::workspace::files::MANIFEST);
-    match serde_json::to_vec_pretty(manifest) {
+    // Compact: a checkpoint is for programs (`runs`, `show`, `logs --follow`, a resume); the
+    // run's last `run.json` is written indented.
+    match serde_json::to_vec(manifest) {
         Ok(bytes) => writer.write_detached(path, bytes),
         Err(e) => Some(WriteError {
             path,
             source: std::io::Error::other(e),
         }),
     }
+}
+
+/// `intermediate/shared_data.json` (fields in the order the file has always had them).
+#[derive(serde::Serialize)]
+struct SharedData<'a> {
+    goal: &'a str,
+    run_id: &'a str,
+    tasks: std::collections::BTreeMap<&'a str, SharedTask<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct SharedTask<'a> {
+    agent: &'a str,
+    duration_ms: u64,
+    model: &'a str,
+    output: SharedOutput<'a>,
+    provider: &'a str,
+    status: &'static str,
+    tokens_in: u64,
+    tokens_out: u64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum SharedOutput<'a> {
+    Json(serde_json::Value),
+    Text(&'a str),
 }
 
 /// `intermediate/shared_data.json` and `final_results/orchestra_output.txt`; returns the
@@ -1170,42 +1273,44 @@ pub(crate) fn write_results(
     synthesis: Option<String>,
 ) -> Vec<WriteError> {
     let mut failures = Vec::new();
-    let mut shared = serde_json::Map::new();
     let by_name: HashMap<&str, &TaskRecord> = manifest
         .tasks
         .iter()
         .map(|r| (r.name.as_str(), r))
         .collect();
+    // Borrowed, serialized straight to bytes: a 10,000-task run builds no tree of its outputs.
+    let mut tasks: std::collections::BTreeMap<&str, SharedTask<'_>> = Default::default();
     for (index, (name, _)) in names.iter().enumerate() {
         let (Some(output), Some(record)) = (&outputs[index], by_name.get(name.as_str())) else {
             continue;
         };
-        shared.insert(
-            name.clone(),
-            serde_json::json!({
-                "agent": record.agent,
-                "status": record.status.as_str(),
-                "provider": record.provider,
-                "model": record.model,
-                "tokens_in": record.tokens_in,
-                "tokens_out": record.tokens_out,
-                "duration_ms": record.duration_ms,
-                // A structured task's output is its object, not a string.
-                "output": structured
-                    .get(index)
-                    .copied()
-                    .unwrap_or(false)
-                    .then(|| serde_json::from_str::<serde_json::Value>(output).ok())
-                    .flatten()
-                    .unwrap_or_else(|| serde_json::Value::from(&**output)),
-            }),
+        // A structured task's output is its object, not a string.
+        let output = structured
+            .get(index)
+            .copied()
+            .unwrap_or(false)
+            .then(|| serde_json::from_str::<serde_json::Value>(output).ok())
+            .flatten()
+            .map_or(SharedOutput::Text(output), SharedOutput::Json);
+        tasks.insert(
+            name.as_str(),
+            SharedTask {
+                agent: &record.agent,
+                duration_ms: record.duration_ms,
+                model: &record.model,
+                output,
+                provider: &record.provider,
+                status: record.status.as_str(),
+                tokens_in: record.tokens_in,
+                tokens_out: record.tokens_out,
+            },
         );
     }
-    let document = serde_json::json!({
-        "run_id": manifest.run_id,
-        "goal": manifest.goal,
-        "tasks": shared,
-    });
+    let document = SharedData {
+        goal: &manifest.goal,
+        run_id: &manifest.run_id,
+        tasks,
+    };
     let path = workspace.path(SHARED_DATA);
     let written = serde_json::to_vec_pretty(&document)
         .map_err(std::io::Error::other)

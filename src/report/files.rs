@@ -11,47 +11,87 @@ pub const METRICS_SCHEMA_VERSION: u32 = 1;
 /// The version of a `trace.jsonl` line's fields, on every line (live spans and `finish`'s).
 pub const TRACE_SCHEMA_VERSION: u32 = 1;
 
-pub fn metrics(manifest: &Manifest) -> Value {
-    let tasks: Vec<Value> = manifest
-        .tasks
-        .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "agent": t.agent,
-                "status": t.status.as_str(),
-                "provider": t.provider,
-                "model": t.model,
-                "wall_ms": t.duration_ms,
-                "attempts": t.attempts.len(),
-                "tokens_in": t.tokens_in,
-                "tokens_out": t.tokens_out,
-                "provider_wait_ms": t.attempts.iter().map(|a| a.provider_ms).sum::<u64>(),
-                "rate_limit_wait_ms": t.attempts.iter().map(|a| a.rate_wait_ms).sum::<u64>(),
-                "cost_usd": t.cost_usd,
+pub fn metrics(manifest: &Manifest) -> Metrics<'_> {
+    let attempts = || manifest.tasks.iter().flat_map(|t| &t.attempts);
+    Metrics {
+        orchestra: manifest.orchestra.id.as_str(),
+        run_id: &manifest.run_id,
+        schema_version: METRICS_SCHEMA_VERSION,
+        status: manifest.status.as_str(),
+        tasks: manifest
+            .tasks
+            .iter()
+            .map(|t| TaskMetrics {
+                agent: &t.agent,
+                attempts: t.attempts.len(),
+                cost_usd: t.cost_usd,
+                model: &t.model,
+                name: &t.name,
+                provider: &t.provider,
+                provider_wait_ms: t.attempts.iter().map(|a| a.provider_ms).sum(),
+                rate_limit_wait_ms: t.attempts.iter().map(|a| a.rate_wait_ms).sum(),
+                status: t.status.as_str(),
+                tokens_in: t.tokens_in,
+                tokens_out: t.tokens_out,
+                wall_ms: t.duration_ms,
             })
-        })
-        .collect();
-    json!({
-        "schema_version": METRICS_SCHEMA_VERSION,
-        "run_id": manifest.run_id,
-        "orchestra": manifest.orchestra.id,
-        "status": manifest.status.as_str(),
-        "tasks": tasks,
-        "total": {
-            "wall_ms": manifest.duration_ms,
-            "attempts": manifest.totals.llm_calls,
-            "tokens_in": manifest.totals.tokens_in,
-            "tokens_out": manifest.totals.tokens_out,
-            "provider_wait_ms": manifest.tasks.iter().flat_map(|t| &t.attempts).map(|a| a.provider_ms).sum::<u64>(),
-            "rate_limit_wait_ms": manifest.tasks.iter().flat_map(|t| &t.attempts).map(|a| a.rate_wait_ms).sum::<u64>(),
-            "cost_usd": manifest.totals.cost_usd,
-            "tasks_succeeded": manifest.totals.succeeded,
-            "tasks_cached": manifest.totals.cached,
-            "tasks_failed": manifest.totals.failed,
-            "tasks_skipped": manifest.totals.skipped,
-        }
-    })
+            .collect(),
+        total: TotalMetrics {
+            attempts: manifest.totals.llm_calls,
+            cost_usd: manifest.totals.cost_usd,
+            provider_wait_ms: attempts().map(|a| a.provider_ms).sum(),
+            rate_limit_wait_ms: attempts().map(|a| a.rate_wait_ms).sum(),
+            tasks_cached: manifest.totals.cached,
+            tasks_failed: manifest.totals.failed,
+            tasks_skipped: manifest.totals.skipped,
+            tasks_succeeded: manifest.totals.succeeded,
+            tokens_in: manifest.totals.tokens_in,
+            tokens_out: manifest.totals.tokens_out,
+            wall_ms: manifest.duration_ms,
+        },
+    }
+}
+
+/// `metrics.json`, borrowed from the manifest (fields in the file's alphabetical order).
+#[derive(serde::Serialize)]
+pub struct Metrics<'a> {
+    orchestra: &'a str,
+    run_id: &'a str,
+    schema_version: u32,
+    status: &'static str,
+    tasks: Vec<TaskMetrics<'a>>,
+    total: TotalMetrics,
+}
+
+#[derive(serde::Serialize)]
+struct TaskMetrics<'a> {
+    agent: &'a str,
+    attempts: usize,
+    cost_usd: f64,
+    model: &'a str,
+    name: &'a str,
+    provider: &'a str,
+    provider_wait_ms: u64,
+    rate_limit_wait_ms: u64,
+    status: &'static str,
+    tokens_in: u64,
+    tokens_out: u64,
+    wall_ms: u64,
+}
+
+#[derive(serde::Serialize)]
+struct TotalMetrics {
+    attempts: u64,
+    cost_usd: f64,
+    provider_wait_ms: u64,
+    rate_limit_wait_ms: u64,
+    tasks_cached: usize,
+    tasks_failed: usize,
+    tasks_skipped: usize,
+    tasks_succeeded: usize,
+    tokens_in: u64,
+    tokens_out: u64,
+    wall_ms: u64,
 }
 
 fn nanos(ms: u64) -> u64 {

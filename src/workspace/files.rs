@@ -72,6 +72,24 @@ fn redacted(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// Opens the append-only file `path` (created when missing), never through a link.
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Appends one whole line to `file` (opened by [`open_append`]) in one write, secrets hidden
+/// first ([`redact_writes`]). Appends of whole lines from several threads never interleave.
+pub fn append_line(file: &std::fs::File, line: &[u8]) -> std::io::Result<()> {
+    let line = redacted(line);
+    let mut file = file;
+    file.write_all(&line)
+}
+
 /// Writes `bytes` to `path` through a temp file in `temp_dir` (on the same file system) and a
 /// rename, so the target's folder never holds a partial file, even after a kill -9. Secrets
 /// are hidden first ([`redact_writes`]).

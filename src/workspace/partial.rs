@@ -30,8 +30,8 @@ pub fn partial_path(root: &std::path::Path, task: &str) -> PathBuf {
 }
 
 enum Message {
-    /// A task started: its file is created (empty).
-    Start(String),
+    /// A task started (when): its file is created once it has run for CREATE_AFTER.
+    Start(String, Instant),
     Text(String, String),
     /// Written whole, after what is pending.
     Line(String, String),
@@ -95,6 +95,49 @@ impl Open {
     }
 }
 
+/// One message, in the order sent.
+fn receive(root: &std::path::Path, open: &mut HashMap<String, Open>, message: Message) {
+    match message {
+        Message::Start(task, started) => {
+            let path = partial_path(root, &task);
+            open.insert(
+                task,
+                Open {
+                    file: None,
+                    path,
+                    started,
+                    pending: String::new(),
+                    at_line_start: true,
+                },
+            );
+        }
+        Message::Text(task, text) => {
+            if let Some(o) = open.get_mut(&task) {
+                o.pending.push_str(&text);
+            }
+        }
+        Message::Line(task, line) => {
+            if let Some(o) = open.get_mut(&task) {
+                o.flush(true);
+                let start = if o.at_line_start { "" } else { "\n" };
+                o.write(&format!("{start}{line}\n"));
+            }
+        }
+        Message::Done(task) => {
+            // Everything written, then removed: a follower holding the file open reads to its
+            // end once the name is gone.
+            if let Some(mut o) = open.remove(&task) {
+                if o.file.is_some() {
+                    o.flush(true);
+                    let path = o.path.clone();
+                    drop(o);
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
 impl PartialLog {
     /// Starts the writer for the workspace at `root` (its `task_outputs/` exists).
     pub fn start(root: &std::path::Path) -> PartialLog {
@@ -106,6 +149,25 @@ impl PartialLog {
                 let mut open: HashMap<String, Open> = HashMap::new();
                 let mut flushed = Instant::now();
                 loop {
+                    // The thread wakes on its own every FLUSH_EVERY (or when `stop` unparks
+                    // it) and takes what queued meanwhile: a send never has to wake it, so a
+                    // run of 10,000 tasks pays no system call per event for this file.
+                    std::thread::park_timeout(FLUSH_EVERY);
+                    let mut open_senders = true;
+                    loop {
+                        let message = match receiver.try_recv() {
+                            Ok(message) => message,
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => {
+                                open_senders = false;
+                                break;
+                            }
+                        };
+                        receive(&root, &mut open, message);
+                    }
+                    if !open_senders {
+                        break;
+                    }
                     // What streamed is written at least every FLUSH_EVERY.
                     if flushed.elapsed() >= FLUSH_EVERY {
                         for task in open.values_mut() {
@@ -115,50 +177,6 @@ impl PartialLog {
                             }
                         }
                         flushed = Instant::now();
-                    }
-                    let message = match receiver.recv_timeout(FLUSH_EVERY) {
-                        Ok(message) => message,
-                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    };
-                    match message {
-                        Message::Start(task) => {
-                            let path = partial_path(&root, &task);
-                            open.insert(
-                                task,
-                                Open {
-                                    file: None,
-                                    path,
-                                    started: Instant::now(),
-                                    pending: String::new(),
-                                    at_line_start: true,
-                                },
-                            );
-                        }
-                        Message::Text(task, text) => {
-                            if let Some(o) = open.get_mut(&task) {
-                                o.pending.push_str(&text);
-                            }
-                        }
-                        Message::Line(task, line) => {
-                            if let Some(o) = open.get_mut(&task) {
-                                o.flush(true);
-                                let start = if o.at_line_start { "" } else { "\n" };
-                                o.write(&format!("{start}{line}\n"));
-                            }
-                        }
-                        Message::Done(task) => {
-                            // Everything written, then removed: a follower holding the
-                            // file open reads to its end once the name is gone.
-                            if let Some(mut o) = open.remove(&task) {
-                                if o.file.is_some() {
-                                    o.flush(true);
-                                    let path = o.path.clone();
-                                    drop(o);
-                                    let _ = std::fs::remove_file(path);
-                                }
-                            }
-                        }
                     }
                 }
                 for task in open.values_mut() {
@@ -183,7 +201,9 @@ impl PartialLog {
     /// anything else, such as a manager's calls, is not kept).
     pub fn observe(&self, event: &RunEvent) {
         match event {
-            RunEvent::TaskStarted { name, .. } => self.send(Message::Start(name.clone())),
+            RunEvent::TaskStarted { name, .. } => {
+                self.send(Message::Start(name.clone(), Instant::now()))
+            }
             RunEvent::Token { name, text } => self.send(Message::Text(name.clone(), text.clone())),
             RunEvent::AttemptFailed {
                 name,
@@ -211,6 +231,7 @@ impl PartialLog {
     fn stop(&mut self) {
         self.sender.take();
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

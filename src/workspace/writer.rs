@@ -1,12 +1,19 @@
 //! Writes off the runtime's thread, each atomic (temp file, then rename). A task's files are a
-//! batch written in order on the blocking pool and awaited: its durable record (the cache
-//! entry) lands before its output, so no finished output ever lacks its record, and a failure
-//! fails the task. Run-level checkpoints (`run.json`) go through one background thread in the
-//! order queued, fire-and-forget; their failures are returned by `finish`.
+//! batch written in order by one of a few long-lived writer threads and awaited: its durable
+//! record (the cache entry) lands before its output, so no finished output ever lacks its
+//! record, and a failure fails the task. Run-level checkpoints (`run.json`) go through a thread
+//! of their own in the order queued, fire-and-forget; their failures are returned by `finish`.
+//!
+//! Fixed threads rather than the runtime's blocking pool: a run of 10,000 tasks at 500 at once
+//! would otherwise wake (and grow the pool to) dozens of threads, each with its own stack and
+//! allocator arena, for writes that take microseconds.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// How many threads write task batches (the checkpoint thread comes on top).
+const BATCH_THREADS: usize = 2;
 
 /// A failed write: the path and the OS error.
 #[derive(Debug, thiserror::Error)]
@@ -17,33 +24,80 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Detached writes, in the order queued (a later `run.json` never lands before an earlier one).
-struct Job {
-    files: Vec<(PathBuf, Vec<u8>)>,
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// A task's batch and where its result goes.
+struct Batch {
+    /// A line appended to a journal before the files (the task cache's record).
+    line: Option<(PathBuf, Vec<u8>)>,
+    files: Files,
+    done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// The journals appended to, each opened once per run and shared by the writer threads.
+#[derive(Default)]
+struct Journals(Mutex<std::collections::HashMap<PathBuf, Arc<std::fs::File>>>);
+
+impl Journals {
+    fn append(&self, path: &Path, line: &[u8]) -> Result<(), WriteError> {
+        let fail = |source| WriteError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = {
+            let mut open = self
+                .0
+                .lock()
+                .map_err(|_| fail(std::io::Error::other("a writer thread panicked")))?;
+            match open.get(path) {
+                Some(file) => Arc::clone(file),
+                None => {
+                    let file = Arc::new(super::files::open_append(path).map_err(fail)?);
+                    open.insert(path.to_path_buf(), Arc::clone(&file));
+                    file
+                }
+            }
+        };
+        super::files::append_line(&file, line).map_err(fail)
+    }
+}
+
+fn write_batch(temp_dir: &Path, journals: &Journals, batch: Batch) {
+    let result = match &batch.line {
+        Some((path, line)) => journals.append(path, line),
+        None => Ok(()),
+    }
+    .and_then(|()| write_all(temp_dir, batch.files));
+    // Nobody waiting any more (the task was dropped) is not an error.
+    let _ = batch.done.send(result);
 }
 
 pub struct BackgroundWriter {
     temp_dir: PathBuf,
-    sender: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<Vec<WriteError>>>,
+    journals: Arc<Journals>,
+    batches: Option<mpsc::Sender<Batch>>,
+    batch_threads: Vec<JoinHandle<()>>,
+    /// Detached writes, in the order queued (a later `run.json` never lands before an earlier
+    /// one).
+    detached: Option<mpsc::Sender<Files>>,
+    detached_thread: Option<JoinHandle<Vec<WriteError>>>,
 }
 
-/// A batch being written on the blocking pool; await it to learn whether every file was
-/// written.
-pub struct Pending(tokio::task::JoinHandle<Result<(), WriteError>>);
+/// A batch being written; await it to learn whether every file was written.
+pub struct Pending(tokio::sync::oneshot::Receiver<Result<(), WriteError>>);
 
 impl Pending {
     pub async fn wait(self) -> Result<(), WriteError> {
-        self.0.await.unwrap_or_else(|e| {
+        self.0.await.unwrap_or_else(|_| {
             Err(WriteError {
                 path: PathBuf::from("(the workspace writer)"),
-                source: std::io::Error::other(e.to_string()),
+                source: std::io::Error::other("the writer thread stopped"),
             })
         })
     }
 }
 
-fn write_all(temp_dir: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), WriteError> {
+fn write_all(temp_dir: &Path, files: Files) -> Result<(), WriteError> {
     for (path, bytes) in files {
         if let Err(source) = super::files::write_atomic_in(temp_dir, &path, &bytes) {
             return Err(WriteError { path, source });
@@ -55,14 +109,36 @@ fn write_all(temp_dir: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), Writ
 impl BackgroundWriter {
     /// Writes go through temp files in `temp_dir`.
     pub fn start(temp_dir: &Path) -> BackgroundWriter {
-        let (sender, receiver) = mpsc::channel::<Job>();
+        let (batches, receiver) = mpsc::channel::<Batch>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let journals = Arc::new(Journals::default());
+        let batch_threads: Vec<JoinHandle<()>> = (0..BATCH_THREADS)
+            .filter_map(|n| {
+                let receiver = Arc::clone(&receiver);
+                let journals = Arc::clone(&journals);
+                let dir = temp_dir.to_path_buf();
+                std::thread::Builder::new()
+                    .name(format!("super-writer-{n}"))
+                    .spawn(move || loop {
+                        // The lock is held only while taking the next batch.
+                        let next = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(batch) = next else { return };
+                        write_batch(&dir, &journals, batch);
+                    })
+                    .ok()
+            })
+            .collect();
+        let (detached, receiver) = mpsc::channel::<Files>();
         let dir = temp_dir.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("super-writer".into())
+        let detached_thread = std::thread::Builder::new()
+            .name("super-checkpoint".into())
             .spawn(move || {
                 let mut failures = Vec::new();
-                for job in receiver {
-                    if let Err(error) = write_all(&dir, job.files) {
+                for files in receiver {
+                    if let Err(error) = write_all(&dir, files) {
                         failures.push(error);
                     }
                 }
@@ -71,25 +147,44 @@ impl BackgroundWriter {
             .ok();
         BackgroundWriter {
             temp_dir: temp_dir.to_path_buf(),
-            sender: thread.as_ref().map(|_| sender),
-            thread,
+            journals,
+            batches: (!batch_threads.is_empty()).then_some(batches),
+            batch_threads,
+            detached: detached_thread.as_ref().map(|_| detached),
+            detached_thread,
         }
     }
 
-    /// Writes files in order on the runtime's blocking pool (never on its thread); the result
-    /// can be awaited. Must be called inside the runtime.
-    pub fn write(&self, files: Vec<(PathBuf, Vec<u8>)>) -> Pending {
-        let dir = self.temp_dir.clone();
-        Pending(tokio::task::spawn_blocking(move || write_all(&dir, files)))
+    /// Writes files in order on a writer thread (never on the runtime's); the result can be
+    /// awaited. Without a writer thread (the system refused one), writes at once.
+    pub fn write(&self, files: Files) -> Pending {
+        self.write_recorded(None, files)
+    }
+
+    /// Appends `line` to the journal at its path (opened once), then writes `files` in order,
+    /// stopping at the first failure: a task's record lands before its output.
+    pub fn write_recorded(&self, line: Option<(PathBuf, Vec<u8>)>, files: Files) -> Pending {
+        let (done, receiver) = tokio::sync::oneshot::channel();
+        let batch = Batch { line, files, done };
+        let batch = match &self.batches {
+            Some(sender) => match sender.send(batch) {
+                Ok(()) => return Pending(receiver),
+                Err(mpsc::SendError(batch)) => batch,
+            },
+            None => batch,
+        };
+        // Written here and now; the result already waits in the channel.
+        write_batch(&self.temp_dir, &self.journals, batch);
+        Pending(receiver)
     }
 
     /// Queues a write nobody waits for; a failure is returned by `finish`.
     pub fn write_detached(&self, path: PathBuf, bytes: Vec<u8>) -> Option<WriteError> {
         let files = vec![(path, bytes)];
-        match &self.sender {
-            Some(sender) => match sender.send(Job { files }) {
+        match &self.detached {
+            Some(sender) => match sender.send(files) {
                 Ok(()) => None,
-                Err(mpsc::SendError(job)) => write_all(&self.temp_dir, job.files).err(),
+                Err(mpsc::SendError(files)) => write_all(&self.temp_dir, files).err(),
             },
             None => write_all(&self.temp_dir, files).err(),
         }
@@ -97,8 +192,16 @@ impl BackgroundWriter {
 
     /// Waits for every queued write; returns the detached ones that failed.
     pub fn finish(mut self) -> Vec<WriteError> {
-        self.sender.take();
-        self.thread
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Vec<WriteError> {
+        self.batches.take();
+        for thread in self.batch_threads.drain(..) {
+            let _ = thread.join();
+        }
+        self.detached.take();
+        self.detached_thread
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default()
@@ -107,10 +210,7 @@ impl BackgroundWriter {
 
 impl Drop for BackgroundWriter {
     fn drop(&mut self) {
-        self.sender.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
