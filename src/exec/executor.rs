@@ -629,17 +629,15 @@ impl Executor<'_> {
                         "rate limit: waited for the endpoint's limiter"
                     );
                 }
-                let result = match tokio::time::timeout_at(
-                    deadline,
-                    provider
-                        .complete(request, context)
-                        .instrument(call_span.clone()),
-                )
-                .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(timed_out()),
-                };
+                // The call's span is a leaf, so it is not entered on each poll of the exchange
+                // (what it measures is from its creation to its drop below).
+                let result =
+                    match tokio::time::timeout_at(deadline, provider.complete(request, context))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(timed_out()),
+                    };
                 attempt.rate_wait_ms += rate_wait.as_millis() as u64;
                 attempt.provider_ms += call_started.elapsed().as_millis() as u64;
                 result
