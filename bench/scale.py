@@ -51,6 +51,15 @@ def fs_type(path):
     return r.stdout.strip() or "unknown"
 
 
+def task_files(ws, per):
+    """The files a run creates for its tasks (as many as there are tasks, or more): everything
+    in `task_outputs/` and the cache's per-entry files; not the files a run writes once
+    (`run.json`, `metrics.json`, `trace.jsonl`, the lock, the results, the cache's journal)."""
+    cache = os.path.join(ws, ".cache")
+    entries = [f for f in os.listdir(cache) if f != "journal.jsonl"] if os.path.isdir(cache) else []
+    return per.get("task_outputs", 0) + len(entries)
+
+
 def count_files(ws):
     """Files (not folders) under `ws`, in total and per top-level entry."""
     total, per = 0, {}
@@ -94,7 +103,8 @@ def run_sizes(ctx, project, bases):
                     check_manifest(ws, n + 1, f"{oid} ({fs}) run {i}")
                     if fs not in files:
                         total, per = count_files(ws)
-                        files[fs] = {"total": total, "per_task": round(total / n, 3), "by_entry": per}
+                        files[fs] = {"total": total, "per_task": round(task_files(ws, per) / (n + 1), 3),
+                                     "by_entry": per}
                     if fs == "tmpfs":
                         shutil.rmtree(ws, ignore_errors=True)  # tmpfs is memory
                     log(f"{oid} {fs} run {i + 1}/{warm + runs}: wall {res['wall_ms']:.0f} ms, "

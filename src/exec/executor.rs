@@ -603,14 +603,8 @@ impl Executor<'_> {
                 ),
             )
         };
-        let events = self.events.clone();
-        let name = task.to_string();
-        let sink = move |text: &str| {
-            let _ = events.send(RunEvent::Token {
-                name: name.clone(),
-                text: text.to_string(),
-            });
-        };
+        let tokens = TokenBuffer::new(self.events.clone(), task);
+        let sink = |text: &str| tokens.push(text);
         let call_span = crate::telemetry::spans::call(&settings.model.endpoint.provider, request);
         let result = match tokio::time::timeout_at(deadline, limiter.acquire(estimated_input)).await
         {
@@ -643,6 +637,8 @@ impl Executor<'_> {
                 result
             }
         };
+        // What streamed and is still held goes out before the call's outcome is known.
+        tokens.flush();
         let mut call = CallRecord {
             started_unix_ms: started_unix,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -696,4 +692,62 @@ fn cut(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// A call's streamed text on its way to `RunEvent::Token`: at most one event every TOKEN_EVERY
+/// per call (the first piece at once, the pieces close behind it together, the rest when the
+/// call ends), so a reply streamed in 20 pieces within a millisecond costs two events, not 20
+/// (each event is allocated, queued, and seen by every reporter and the `.partial` writer).
+struct TokenBuffer {
+    events: mpsc::UnboundedSender<RunEvent>,
+    name: String,
+    /// The text not yet sent, and when the last event went.
+    held: std::sync::Mutex<(String, Option<Instant>)>,
+}
+
+/// The longest streamed text waits before it is reported.
+const TOKEN_EVERY: Duration = Duration::from_millis(50);
+
+impl TokenBuffer {
+    fn new(events: mpsc::UnboundedSender<RunEvent>, task: &str) -> TokenBuffer {
+        TokenBuffer {
+            events,
+            name: task.to_string(),
+            held: std::sync::Mutex::new((String::new(), None)),
+        }
+    }
+
+    /// A piece after a quiet TOKEN_EVERY goes out at once (with anything held); pieces close
+    /// behind it are held.
+    fn push(&self, text: &str) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        let (buffer, last_sent) = &mut *held;
+        buffer.push_str(text);
+        let now = Instant::now();
+        if last_sent.is_none_or(|last| now.duration_since(last) >= TOKEN_EVERY) {
+            *last_sent = Some(now);
+            let text = std::mem::take(buffer);
+            drop(held);
+            self.send(text);
+        }
+    }
+
+    fn flush(&self) {
+        let text = match self.held.lock() {
+            Ok(mut held) => std::mem::take(&mut held.0),
+            Err(_) => return,
+        };
+        self.send(text);
+    }
+
+    fn send(&self, text: String) {
+        if !text.is_empty() {
+            let _ = self.events.send(RunEvent::Token {
+                name: self.name.clone(),
+                text,
+            });
+        }
+    }
 }

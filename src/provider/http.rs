@@ -351,15 +351,18 @@ impl HttpTransport {
                     return Ok(());
                 };
                 let data = data.strip_prefix(' ').unwrap_or(data);
+                // Servers that omit the blank line between events: what came before this line
+                // is an event of its own when it is a complete JSON value. Checked only then,
+                // so a well-framed stream parses each event once (by its decoder).
                 if !event.is_empty() {
-                    event.push('\n');
+                    if serde_json::from_str::<serde::de::IgnoredAny>(event).is_ok() {
+                        dispatch(event, decoder, on_token, info)?;
+                    } else {
+                        event.push('\n');
+                    }
                 }
                 event.push_str(data);
-                // Servers that omit the blank line between events: a complete JSON value (or
-                // `[DONE]`) is an event of its own.
-                if event.as_str() == "[DONE]"
-                    || serde_json::from_str::<serde::de::IgnoredAny>(event).is_ok()
-                {
+                if event.as_str() == "[DONE]" {
                     return dispatch(event, decoder, on_token, info);
                 }
                 Ok(())
@@ -377,9 +380,11 @@ fn dispatch(
     if event.is_empty() {
         return Ok(());
     }
-    let data = std::mem::take(event);
     info.events += 1;
-    decoder.event(&data, on_token)
+    let result = decoder.event(event, on_token);
+    // Emptied, its capacity kept for the next event.
+    event.clear();
+    result
 }
 
 /// A JSON parse failure of one event, saying what arrived.

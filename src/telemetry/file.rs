@@ -6,7 +6,6 @@
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, Value as OtelValue};
 use opentelemetry_sdk::trace::SpanData;
-use serde::Serialize as _;
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

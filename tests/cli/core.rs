@@ -172,6 +172,38 @@ fn an_error_inside_a_200_is_reported_as_such() {
     );
 }
 
+/// Servers that omit the blank line between SSE events, or split one event's JSON over two
+/// `data:` lines: every piece of text arrives once, in order.
+#[test]
+fn sse_without_blank_lines_and_with_multi_line_data_loses_nothing() {
+    let chunk = |text: &str| {
+        format!("{{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}")
+    };
+    let body = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+         data: {}\ndata: {}\ndata: {{\"choices\":[{{\"index\":0,\n\
+         data: \"delta\":{{\"content\":\" three\"}}}}]}}\n\n\
+         data: {}\ndata: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\ndata: [DONE]\n",
+        chunk("one"),
+        chunk(" two"),
+        chunk(" four")
+    );
+    let server = StubServer::start_background(
+        StubConfig::default().script(vec![Step::raw(body.into_bytes())]),
+    )
+    .expect("stub");
+    let project = project_with(&server);
+    let output = project.run(&["orchestra", "run", "one", "--goal", "G"]);
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let result = std::fs::read_to_string(
+        project
+            .workspace("one")
+            .join("final_results/orchestra_output.txt"),
+    )
+    .expect("result");
+    assert_eq!(result.trim(), "one two three four");
+}
+
 /// Malformed bodies of every protocol: never a crash.
 #[test]
 fn malformed_bodies_never_crash_any_protocol() {
