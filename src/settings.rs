@@ -131,6 +131,11 @@ pub struct RunSettings {
     pub pricing: PriceTable,
     pub limits: CallLimits,
     pub checkpoint_interval: Duration,
+    /// Where a task's files are written: the workspace writer's own threads (a run), or the
+    /// runtime's blocking pool where the clock is virtual (tests: tokio's paused clock waits
+    /// for blocking-pool work, never for other threads, so it would leap while a file is
+    /// written).
+    pub writer: crate::workspace::WriterKind,
     /// By task index.
     pub tasks: Vec<TaskSettings>,
     /// The config files' values (`key`, value as TOML, `file:line:col`), for the dry run.

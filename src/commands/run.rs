@@ -113,6 +113,7 @@ pub(crate) fn resolve_settings(
         pricing: PriceTable::new(loaded.spec.pricing.clone()),
         limits: CallLimits::from_env(&env_lookup),
         checkpoint_interval: crate::settings::CHECKPOINT_INTERVAL,
+        writer: crate::workspace::WriterKind::Threads,
         tasks: RunSettings::tasks_of(loaded, timeout),
         config: config
             .entries()

@@ -374,7 +374,8 @@ impl RunShared<'_> {
                 job.tools.clone(),
             )
         });
-        let mut outcome = self.executor.run(job).await;
+        // Boxed (as the reviews below): the task's future holds only the step it is in.
+        let mut outcome = Box::pin(self.executor.run(job)).await;
         if let (Some(manager), Some(again)) = (self.hierarchy.filter(|m| m.reviews()), again) {
             // The output is durable before the manager reviews it: a run killed during the
             // review resumes without running the task again.
@@ -390,7 +391,7 @@ impl RunShared<'_> {
                         .await;
                 }
             }
-            outcome = self.reviewed(manager, &spec, again, outcome).await;
+            outcome = Box::pin(self.reviewed(manager, &spec, again, outcome)).await;
         }
         let mut problems: Vec<WriteError> = Vec::new();
         if let Err(error) = prompt_written.wait().await {
@@ -634,7 +635,7 @@ pub async fn execute(
             events: events.clone(),
         },
         cache: TaskCache::new(&workspace.path(crate::workspace::files::CACHE)),
-        writer: BackgroundWriter::start(&temp),
+        writer: BackgroundWriter::start(&temp, settings.writer),
         workspace,
         store: settings.reuse != Reuse::Off,
         hierarchy: inputs.hierarchy,

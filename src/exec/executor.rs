@@ -120,8 +120,10 @@ impl Executor<'_> {
                 ..AttemptRecord::default()
             };
             let attempt_span = crate::telemetry::spans::attempt(attempt);
-            let result = self
-                .converse(
+            // Boxed, as `structured` below: a task's future holds only the step it is in, not
+            // room for every step (500 tasks at once each held 16 KB before).
+            let result = Box::pin(
+                self.converse(
                     &*provider,
                     &limiter,
                     &settings,
@@ -131,23 +133,26 @@ impl Executor<'_> {
                     deadline,
                     &mut attempt_record,
                 )
-                .instrument(attempt_span.clone())
-                .await;
+                .instrument(attempt_span.clone()),
+            )
+            .await;
             let result = match (result, &settings.output_schema) {
                 (Ok(response), Some(schema)) => {
-                    self.structured(
-                        &*provider,
-                        &limiter,
-                        &settings,
-                        schema,
-                        &record.name,
-                        &request,
-                        response,
-                        deadline,
-                        &mut attempt_record,
-                        &mut last_invalid_reply,
+                    Box::pin(
+                        self.structured(
+                            &*provider,
+                            &limiter,
+                            &settings,
+                            schema,
+                            &record.name,
+                            &request,
+                            response,
+                            deadline,
+                            &mut attempt_record,
+                            &mut last_invalid_reply,
+                        )
+                        .instrument(attempt_span.clone()),
                     )
-                    .instrument(attempt_span.clone())
                     .await
                 }
                 (Ok(response), None) => Ok(Answer {

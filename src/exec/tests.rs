@@ -83,6 +83,7 @@ fn settings(loaded: &Loaded, budget: BudgetSpec) -> RunSettings {
             max_reply_bytes: 1 << 20,
         },
         checkpoint_interval: Duration::from_millis(200),
+        writer: crate::workspace::WriterKind::BlockingPool,
         tasks: RunSettings::tasks_of(loaded, None),
         config: Vec::new(),
     }

@@ -17,4 +17,4 @@ pub use manifest::{
     TaskFile, TaskRecord, TaskStatus, ToolCallRecord, MANIFEST_SCHEMA_VERSION,
 };
 pub use root::resolve_root;
-pub use writer::{BackgroundWriter, WriteError};
+pub use writer::{BackgroundWriter, WriteError, WriterKind};

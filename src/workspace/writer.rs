@@ -15,6 +15,15 @@ use std::thread::JoinHandle;
 /// How many threads write task batches (the checkpoint thread comes on top).
 const BATCH_THREADS: usize = 2;
 
+/// Who writes task batches (see `RunSettings::writer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterKind {
+    /// BATCH_THREADS threads of the writer's own.
+    Threads,
+    /// The runtime's blocking pool, one task per batch (virtual-time tests).
+    BlockingPool,
+}
+
 /// A failed write: the path and the OS error.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to write `{}`: {source}", crate::source::display_path(path))]
@@ -75,6 +84,8 @@ fn write_batch(temp_dir: &Path, journals: &Journals, batch: Batch) {
 pub struct BackgroundWriter {
     temp_dir: PathBuf,
     journals: Arc<Journals>,
+    /// Batches go to the runtime's blocking pool (`WriterKind::BlockingPool`).
+    pool: bool,
     batches: Option<mpsc::Sender<Batch>>,
     batch_threads: Vec<JoinHandle<()>>,
     /// Detached writes, in the order queued (a later `run.json` never lands before an earlier
@@ -108,11 +119,15 @@ fn write_all(temp_dir: &Path, files: Files) -> Result<(), WriteError> {
 
 impl BackgroundWriter {
     /// Writes go through temp files in `temp_dir`.
-    pub fn start(temp_dir: &Path) -> BackgroundWriter {
+    pub fn start(temp_dir: &Path, kind: WriterKind) -> BackgroundWriter {
         let (batches, receiver) = mpsc::channel::<Batch>();
         let receiver = Arc::new(Mutex::new(receiver));
         let journals = Arc::new(Journals::default());
-        let batch_threads: Vec<JoinHandle<()>> = (0..BATCH_THREADS)
+        let threads = match kind {
+            WriterKind::Threads => BATCH_THREADS,
+            WriterKind::BlockingPool => 0,
+        };
+        let batch_threads: Vec<JoinHandle<()>> = (0..threads)
             .filter_map(|n| {
                 let receiver = Arc::clone(&receiver);
                 let journals = Arc::clone(&journals);
@@ -148,6 +163,7 @@ impl BackgroundWriter {
         BackgroundWriter {
             temp_dir: temp_dir.to_path_buf(),
             journals,
+            pool: kind == WriterKind::BlockingPool,
             batches: (!batch_threads.is_empty()).then_some(batches),
             batch_threads,
             detached: detached_thread.as_ref().map(|_| detached),
@@ -166,6 +182,15 @@ impl BackgroundWriter {
     pub fn write_recorded(&self, line: Option<(PathBuf, Vec<u8>)>, files: Files) -> Pending {
         let (done, receiver) = tokio::sync::oneshot::channel();
         let batch = Batch { line, files, done };
+        if self.pool {
+            let dir = self.temp_dir.clone();
+            let journals = Arc::clone(&self.journals);
+            // A batch dropped unwritten (the runtime shutting down) is reported by `wait`.
+            drop(tokio::task::spawn_blocking(move || {
+                write_batch(&dir, &journals, batch)
+            }));
+            return Pending(receiver);
+        }
         let batch = match &self.batches {
             Some(sender) => match sender.send(batch) {
                 Ok(()) => return Pending(receiver),
@@ -220,8 +245,14 @@ mod tests {
 
     #[tokio::test]
     async fn reports_a_failed_write_with_its_path() {
+        for kind in [WriterKind::Threads, WriterKind::BlockingPool] {
+            failed_write_is_reported(kind).await;
+        }
+    }
+
+    async fn failed_write_is_reported(kind: WriterKind) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let writer = BackgroundWriter::start(dir.path());
+        let writer = BackgroundWriter::start(dir.path(), kind);
         let good = dir.path().join("a.txt");
         let bad = dir.path().join("missing/b.txt");
         writer
