@@ -92,28 +92,31 @@ impl TaskCache {
     /// of its lines repeat a key. Call before any task of the run appends; without it, lookups
     /// see only the `<key>.json` files.
     pub fn load(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
         let path = self.journal();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let _ = self.index.set(Index::new());
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        let (mut index, lines) = index_lines(&bytes);
+        // Read line by line: the journal of many runs is never held whole.
+        let (mut index, lines) = index_lines(std::io::BufReader::new(&file))?;
         if lines > 2 * index.len() && lines > 64 {
             // Keep each key's last line, in the order they were written.
             let mut kept: Vec<(u64, usize)> = index.values().copied().collect();
             kept.sort_unstable();
             let mut compacted = Vec::with_capacity(kept.iter().map(|(_, n)| n + 1).sum());
             for (start, len) in kept {
-                let start = start as usize;
-                compacted.extend_from_slice(&bytes[start..start + len]);
+                let at = compacted.len();
+                compacted.resize(at + len, 0);
+                file.read_exact_at(&mut compacted[at..], start)?;
                 compacted.push(b'\n');
             }
             crate::workspace::files::write_atomic(&path, &compacted)?;
-            index = index_lines(&compacted).0;
+            index = index_lines(compacted.as_slice())?.0;
         }
         let _ = self.index.set(index);
         Ok(())
@@ -175,26 +178,33 @@ impl TaskCache {
 
 /// The journal's keys with where their last whole line starts and its length, and how many
 /// lines parsed.
-fn index_lines(bytes: &[u8]) -> (Index, usize) {
+fn index_lines(mut reader: impl std::io::BufRead) -> std::io::Result<(Index, usize)> {
     #[derive(Deserialize)]
     struct Key {
         key: String,
     }
     let mut index = Index::new();
     let mut lines = 0;
-    let mut start = 0usize;
-    for line in bytes.split(|&b| b == b'\n') {
+    let mut start = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
         let here = start;
-        start += line.len() + 1;
-        if line.is_empty() {
+        start += read as u64;
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if text.is_empty() {
             continue;
         }
-        if let Ok(Key { key }) = serde_json::from_slice::<Key>(line) {
+        if let Ok(Key { key }) = serde_json::from_slice::<Key>(text) {
             lines += 1;
-            index.insert(key, (here as u64, line.len()));
+            index.insert(key, (here, text.len()));
         }
     }
-    (index, lines)
+    Ok((index, lines))
 }
 
 #[cfg(test)]
