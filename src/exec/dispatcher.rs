@@ -642,7 +642,11 @@ pub async fn execute(
     };
     // Before any task appends to it: the journal's keys, for a run that reuses outputs.
     if matches!(settings.reuse, Reuse::Resume | Reuse::From(_)) {
-        if let Err(error) = shared.cache.load() {
+        let cache = shared.cache.clone();
+        let loaded = tokio::task::spawn_blocking(move || cache.load())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(error) = loaded {
             tracing::warn!(
                 "cannot read the task cache `{}` ({error}); tasks whose output it holds run again",
                 crate::source::display_path(&shared.cache.journal())
