@@ -1,6 +1,6 @@
 //! Writes off the runtime's thread, each atomic (temp file, then rename). A task's files are a
 //! batch written in order by one of a few long-lived writer threads and awaited: its durable
-//! record (the cache entry) lands before its output, so no finished output ever lacks its
+//! record (a line of the cache's journal) lands before its output, so no finished output lacks its
 //! record, and a failure fails the task. Run-level checkpoints (`run.json`) go through a thread
 //! of their own in the order queued, fire-and-forget; their failures are returned by `finish`.
 //!
