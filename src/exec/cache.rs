@@ -97,6 +97,7 @@ impl TaskCache {
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Set once: a second `load` keeps the first index.
                 let _ = self.index.set(Index::new());
                 return Ok(());
             }

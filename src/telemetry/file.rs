@@ -3,10 +3,14 @@
 //! Each line is one `write` on an append-only file: a run killed at any moment leaves whole
 //! lines for every span that had ended.
 
-use opentelemetry::trace::{SpanId, SpanKind, Status};
+#[cfg(test)]
+use opentelemetry::trace::Status;
+use opentelemetry::trace::{SpanId, SpanKind};
 use opentelemetry::{Array, Value as OtelValue};
 use opentelemetry_sdk::trace::SpanData;
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::{json, Value};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -43,10 +47,14 @@ impl TraceFile {
 
     /// Appends one span, a whole line in one write.
     pub(crate) fn write(&self, span: &SpanData) {
-        let mut line = span_line(span, &self.redactor);
-        line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(error) = file.write_all(line.as_bytes()) {
+        let written = span_line(span, &self.redactor)
+            .map_err(|e| e.to_string())
+            .and_then(|mut line| {
+                line.push('\n');
+                let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+                file.write_all(line.as_bytes()).map_err(|e| e.to_string())
+            });
+        if let Err(error) = written {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             failed.get_or_insert_with(|| format!("`{}`: {error}", self.path.display()));
         }
@@ -68,13 +76,13 @@ fn nanos(time: SystemTime) -> u64 {
 }
 
 /// A span as the line `trace.jsonl` holds, every string redacted: serialized straight from the
-/// span (no JSON tree per span), byte for byte what [`span_json`] then `redact_json` give.
-pub(crate) fn span_line(span: &SpanData, redactor: &crate::redact::Redactor) -> String {
-    serde_json::to_string(&SpanLine { span, redactor }).unwrap_or_else(|_| {
-        let mut value = span_json(span);
-        redactor.redact_json(&mut value);
-        value.to_string()
-    })
+/// span (no JSON tree per span). Its test checks it byte for byte against [`span_json`] then
+/// `redact_json`.
+pub(crate) fn span_line(
+    span: &SpanData,
+    redactor: &crate::redact::Redactor,
+) -> serde_json::Result<String> {
+    serde_json::to_string(&SpanLine { span, redactor })
 }
 
 struct SpanLine<'a> {
@@ -234,6 +242,7 @@ fn array_json(array: &Array) -> Value {
     }
 }
 
+#[cfg(test)]
 fn value_json(value: &OtelValue) -> Value {
     match value {
         OtelValue::Bool(b) => json!(b),
@@ -245,6 +254,7 @@ fn value_json(value: &OtelValue) -> Value {
     }
 }
 
+#[cfg(test)]
 fn attributes_json<'a>(attributes: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> Value {
     let mut map = Map::new();
     for kv in attributes {
@@ -253,8 +263,9 @@ fn attributes_json<'a>(attributes: impl Iterator<Item = &'a opentelemetry::KeyVa
     Value::Object(map)
 }
 
-/// A span as the line `trace.jsonl` holds (the OTLP span's fields, ids in hex), as a tree: what
-/// [`span_line`] writes when serializing it directly fails, and its reference in tests.
+/// A span as the line `trace.jsonl` holds (the OTLP span's fields, ids in hex), as a tree: the
+/// reference [`span_line`] is tested against.
+#[cfg(test)]
 pub(crate) fn span_json(span: &SpanData) -> Value {
     let status = match &span.status {
         Status::Error { description } => json!({"code": "ERROR", "message": description}),
@@ -356,7 +367,7 @@ mod tests {
         ] {
             let mut tree = span_json(&data);
             redactor.redact_json(&mut tree);
-            let line = span_line(&data, &redactor);
+            let line = span_line(&data, &redactor).expect("line");
             assert_eq!(line, tree.to_string());
             assert!(!line.contains("sk-secret-123"), "{line}");
         }

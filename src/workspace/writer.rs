@@ -84,8 +84,7 @@ fn write_batch(temp_dir: &Path, journals: &Journals, batch: Batch) {
 pub struct BackgroundWriter {
     temp_dir: PathBuf,
     journals: Arc<Journals>,
-    /// Batches go to the runtime's blocking pool (`WriterKind::BlockingPool`).
-    pool: bool,
+    kind: WriterKind,
     batches: Option<mpsc::Sender<Batch>>,
     batch_threads: Vec<JoinHandle<()>>,
     /// Detached writes, in the order queued (a later `run.json` never lands before an earlier
@@ -163,7 +162,7 @@ impl BackgroundWriter {
         BackgroundWriter {
             temp_dir: temp_dir.to_path_buf(),
             journals,
-            pool: kind == WriterKind::BlockingPool,
+            kind,
             batches: (!batch_threads.is_empty()).then_some(batches),
             batch_threads,
             detached: detached_thread.as_ref().map(|_| detached),
@@ -182,7 +181,7 @@ impl BackgroundWriter {
     pub fn write_recorded(&self, line: Option<(PathBuf, Vec<u8>)>, files: Files) -> Pending {
         let (done, receiver) = tokio::sync::oneshot::channel();
         let batch = Batch { line, files, done };
-        if self.pool {
+        if self.kind == WriterKind::BlockingPool {
             let dir = self.temp_dir.clone();
             let journals = Arc::clone(&self.journals);
             // A batch dropped unwritten (the runtime shutting down) is reported by `wait`.
@@ -222,14 +221,22 @@ impl BackgroundWriter {
 
     fn stop(&mut self) -> Vec<WriteError> {
         self.batches.take();
+        // A batch thread that panicked dropped the senders of its batches: their tasks
+        // already failed with "the writer thread stopped".
         for thread in self.batch_threads.drain(..) {
             let _ = thread.join();
         }
         self.detached.take();
-        self.detached_thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        match self.detached_thread.take().map(JoinHandle::join) {
+            None => Vec::new(),
+            Some(Ok(failures)) => failures,
+            Some(Err(_)) => vec![WriteError {
+                path: self.temp_dir.clone(),
+                source: std::io::Error::other(
+                    "the checkpoint writer stopped; a run.json checkpoint may be missing",
+                ),
+            }],
+        }
     }
 }
 
